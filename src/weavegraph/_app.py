@@ -1,0 +1,144 @@
+"""`App`: a compiled graph, and the ways to run it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ._config import RuntimeConfig
+from ._graph import Graph
+from ._invoke import EventReceiver, InvocationHandle
+from ._render import to_dot, to_mermaid
+from ._runner import AppRunner
+from ._state import VersionedState
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+    from ._sinks import EventSink
+    from ._stream import EventStream
+
+__all__ = ["App"]
+
+
+class App:
+    """A validated graph, ready to run. Made by `GraphBuilder.compile()`.
+
+    Each `invoke*` call is an isolated run with its own runner and event bus, so one App can
+    serve many concurrent requests.
+    """
+
+    __slots__ = ("config", "graph")
+
+    def __init__(self, graph: Graph, config: RuntimeConfig | None = None) -> None:
+        self.graph = graph
+        self.config = config or RuntimeConfig()
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        return to_mermaid(self.graph)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        return to_dot(self.graph)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def runner(self, *, event_bus: EventBus | None = None, **options: object) -> AppRunner:
+        """An `AppRunner` with this app's config; keyword options override it."""
+        cfg = self.config
+        settings: dict[str, object] = {
+            "checkpointer": cfg.checkpointer,
+            "max_concurrency": cfg.max_concurrency,
+            "recursion_limit": cfg.recursion_limit,
+            "lifecycle_events": cfg.lifecycle_events,
+        }
+        settings.update(options)
+        if event_bus is None:
+            from ._bus import EventBus
+
+            event_bus = EventBus.from_config(cfg.event_bus)
+        runner = AppRunner(self, event_bus=event_bus, **settings)  # type: ignore[arg-type]
+        runner._owns_bus = True
+        return runner
+
+    async def invoke(
+        self,
+        state: VersionedState | None = None,
+        *,
+        timeout: float | None = None,
+        session_id: str | None = None,
+        recursion_limit: int | None = None,
+    ) -> VersionedState:
+        """Run the graph to completion and return the final state.
+
+        Raises:
+            NodeExecutionError, RecursionLimitError, RunTimeoutError, RoutingError,
+            CheckpointError: see `AppRunner.run_until_complete`.
+        """
+        options = {} if recursion_limit is None else {"recursion_limit": recursion_limit}
+        async with self.runner(**options) as runner:
+            sid = await runner.create_session(state, session_id=session_id)
+            return await runner.run_until_complete(sid, timeout=timeout)
+
+    def invoke_sync(self, state: VersionedState | None = None, **options: float | str | None) -> VersionedState:
+        """`invoke` for scripts without an event loop.
+
+        Raises:
+            RuntimeError: called from inside a running event loop (await `invoke` there).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.invoke(state, **options))  # type: ignore[arg-type]
+        raise RuntimeError("invoke_sync() cannot run inside an event loop; use await app.invoke()")
+
+    async def invoke_with_channel(
+        self, state: VersionedState | None = None, *, timeout: float | None = None
+    ) -> tuple[VersionedState, EventReceiver]:
+        """Run to completion; return the final state and a receiver holding every event."""
+        async with self.runner() as runner:
+            stream = runner.event_bus.subscribe(lossless=True)
+            sid = await runner.create_session(state)
+            try:
+                final = await runner.run_until_complete(sid, timeout=timeout)
+            finally:
+                events = _drain(stream)
+        return final, EventReceiver(events)
+
+    async def invoke_with_sinks(
+        self,
+        state: VersionedState | None,
+        sinks: Iterable[EventSink],
+        *,
+        timeout: float | None = None,
+    ) -> VersionedState:
+        """Run to completion with extra sinks; returns after every sink handled every event."""
+        async with self.runner() as runner:
+            for sink in sinks:
+                runner.event_bus.add_sink(sink)
+            sid = await runner.create_session(state)
+            return await runner.run_until_complete(sid, timeout=timeout)
+
+    async def invoke_streaming(
+        self, state: VersionedState | None = None, *, timeout: float | None = None
+    ) -> tuple[InvocationHandle, EventStream]:
+        """Start a run in the background; return its handle and its event stream.
+
+        The stream is subscribed before the run starts, so it misses nothing, and it ends
+        after the run's STREAM_END diagnostic.
+        """
+        runner = self.runner()
+        session_id = uuid.uuid4().hex
+        stream = runner.event_bus.subscribe(session_id=session_id)
+        return InvocationHandle(runner, state, session_id, timeout), stream
+
+
+def _drain(stream: EventStream) -> list:  # type: ignore[type-arg]
+    events = []
+    while (event := stream.try_recv()) is not None:
+        events.append(event)
+    return events
