@@ -29,7 +29,9 @@ def builder(*names: str) -> GraphBuilder:
 
 
 def test_no_entry() -> None:
-    with pytest.raises(NoEntryError, match=r"no entry: add an edge from START, e.g. add_edge\(START, 'a'\)"):
+    with pytest.raises(
+        NoEntryError, match=r"no entry: add an edge from START, e.g. add_edge\(START, 'a'\)"
+    ):
         builder("a").add_edge("a", END).compile()
 
 
@@ -44,7 +46,9 @@ def test_unknown_node_with_did_you_mean() -> None:
 
 
 def test_unknown_node_without_close_match() -> None:
-    with pytest.raises(UnknownNodeError, match=r"unknown node 'zzz' in edge 'zzz' -> 'a'; registered nodes: a$"):
+    with pytest.raises(
+        UnknownNodeError, match=r"unknown node 'zzz' in edge 'zzz' -> 'a'; registered nodes: a$"
+    ):
         builder("a").add_edge(START, "a").add_edge("zzz", "a").add_edge("a", END).compile()
 
 
@@ -70,7 +74,9 @@ def test_edge_out_of_end() -> None:
         b.compile()
     b2 = builder("a").add_edge(START, "a").add_edge("a", END)
     b2.add_conditional_edges(END, lambda s: "a")
-    with pytest.raises(EdgeFromEndError, match=r"conditional edge from '__end__' \(<lambda>\) leaves END"):
+    with pytest.raises(
+        EdgeFromEndError, match=r"conditional edge from '__end__' \(<lambda>\) leaves END"
+    ):
         b2.compile()
 
 
@@ -98,7 +104,8 @@ def test_dead_end() -> None:
     with pytest.raises(DeadEndError) as info:
         b.compile()
     assert str(info.value) == (
-        "no path from node 'stuck' reaches END; add an edge towards END (e.g. add_edge('stuck', END))"
+        "no path from node 'stuck' reaches END; "
+        "add an edge towards END (e.g. add_edge('stuck', END))"
     )
 
 
@@ -143,7 +150,9 @@ def test_bad_node_objects_are_rejected() -> None:
         GraphBuilder().add_node("x", 42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout of node 'x' must be positive"):
         GraphBuilder().add_node("x", noop, timeout=0)
-    with pytest.raises(TypeError, match="predicate of the conditional edge from 'x' must be callable"):
+    with pytest.raises(
+        TypeError, match="predicate of the conditional edge from 'x' must be callable"
+    ):
         GraphBuilder().add_conditional_edges("x", "nope")  # type: ignore[arg-type]
 
 
@@ -155,5 +164,8 @@ def test_goto_destinations_count_for_reachability_and_are_checked() -> None:
     ok.add_edge(START, "a").add_edge("a", END).add_edge("b", END).compile()
     bad = GraphBuilder().add_node("a", noop, destinations=["bb"]).add_node("b", noop)
     bad.add_edge(START, "a").add_edge("a", END)
-    with pytest.raises(UnknownNodeError, match=r"unknown node 'bb' in destinations of node 'a' \(did you mean 'b'\?\)"):
+    with pytest.raises(
+        UnknownNodeError,
+        match=r"unknown node 'bb' in destinations of node 'a' \(did you mean 'b'\?\)",
+    ):
         bad.compile()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from helpers import assert_no_tasks_left, recorder
 from weavegraph import (
     END,
     START,
@@ -18,8 +19,6 @@ from weavegraph import (
     StateSnapshot,
     VersionedState,
 )
-
-from helpers import assert_no_tasks_left, recorder
 
 
 def single(node, **options) -> GraphBuilder:  # type: ignore[no-untyped-def]
@@ -101,7 +100,8 @@ async def test_node_timeout_is_an_error_with_a_timeout_tag() -> None:
     with pytest.raises(NodeExecutionError) as info:
         await single(slow, timeout=0.01).compile().invoke()
     assert str(info.value) == (
-        "node 'n' failed in step 1 after 1 attempt(s): TimeoutError: node 'n' timed out after 0.01 s"
+        "node 'n' failed in step 1 after 1 attempt(s): "
+        "TimeoutError: node 'n' timed out after 0.01 s"
     )
     assert info.value.state.errors[0].tags == ("timeout",)  # type: ignore[attr-defined]
     await assert_no_tasks_left()
@@ -251,7 +251,8 @@ async def test_sync_nodes_run_off_the_event_loop() -> None:
     b.add_edge("blocking", END).add_edge("ticker", END)
     final = await b.compile().invoke()
     assert final.extra == {"sync": True}
-    assert seen and seen[0] != loop_thread
+    assert len(seen) == 1
+    assert seen[0] != loop_thread
     assert ticks == 3
 
 

@@ -4,11 +4,12 @@ import asyncio
 
 import pytest
 
+from helpers import recorder
 from weavegraph import (
     END,
     START,
-    GraphBuilder,
     Goto,
+    GraphBuilder,
     Message,
     NodeContext,
     NodePartial,
@@ -18,15 +19,19 @@ from weavegraph import (
     VersionedState,
 )
 
-from helpers import recorder
-
 
 async def test_hello_chain_returns_final_state() -> None:
     async def greet(snapshot: StateSnapshot, ctx: NodeContext) -> NodePartial:
         ctx.emit("greeting", "Saying hi!")
         return NodePartial(messages=[Message.assistant("Hello!")])
 
-    app = GraphBuilder().add_node("greet", greet).add_edge(START, "greet").add_edge("greet", END).compile()
+    app = (
+        GraphBuilder()
+        .add_node("greet", greet)
+        .add_edge(START, "greet")
+        .add_edge("greet", END)
+        .compile()
+    )
     final = await app.invoke(VersionedState.with_user_message("Hi?"))
     assert [m.content for m in final.messages] == ["Hi?", "Hello!"]
     assert final.versions == {"messages": 2, "extra": 1, "errors": 1}
@@ -72,7 +77,9 @@ async def test_conditional_with_mapping_and_async_predicate() -> None:
         return "yes"
 
     b = GraphBuilder().add_node("a", recorder(log, "a")).add_node("b", recorder(log, "b"))
-    b.add_edge(START, "a").add_conditional_edges("a", route, {"yes": "b", "no": END}).add_edge("b", END)
+    b.add_edge(START, "a").add_conditional_edges("a", route, {"yes": "b", "no": END}).add_edge(
+        "b", END
+    )
     await b.compile().invoke()
     assert log == ["a", "b"]
 
@@ -99,7 +106,9 @@ async def test_undeclared_unknown_target_is_reported_at_run_time() -> None:
 async def test_declared_targets_enforced_at_run_time() -> None:
     b = GraphBuilder().add_node("a", recorder([], "a")).add_node("b", recorder([], "b"))
     b.add_edge(START, "a").add_conditional_edges("a", lambda s: "c", {"b": "b"}).add_edge("b", END)
-    with pytest.raises(RoutingError, match=r"returned 'c', which is not one of its declared targets: b"):
+    with pytest.raises(
+        RoutingError, match=r"returned 'c', which is not one of its declared targets: b"
+    ):
         await b.compile().invoke()
 
 
@@ -190,7 +199,9 @@ async def test_same_step_arrivals_are_deduplicated() -> None:
     b = GraphBuilder()
     for name in ("a", "b", "c", "d"):
         b.add_node(name, recorder(log, name))
-    b.add_edge(START, "a").add_edge("a", "b").add_edge("a", "c").add_edge("b", "d").add_edge("c", "d")
+    b.add_edge(START, "a").add_edge("a", "b").add_edge("a", "c").add_edge("b", "d").add_edge(
+        "c", "d"
+    )
     await b.add_edge("d", END).compile().invoke()
     assert log == ["a", "b", "c", "d"]
 
@@ -203,7 +214,9 @@ async def test_join_fires_again_on_the_next_round_of_a_loop() -> None:
         return NodePartial(extra={"rounds": snapshot.extra.get("rounds", 0) + 1})
 
     b = GraphBuilder().add_node("l", recorder(log, "l")).add_node("r", recorder(log, "r"))
-    b.add_node("merge", count).add_edge(START, "l").add_edge(START, "r").add_edge(["l", "r"], "merge")
+    b.add_node("merge", count).add_edge(START, "l").add_edge(START, "r").add_edge(
+        ["l", "r"], "merge"
+    )
     b.add_conditional_edges("merge", lambda s: END if s.extra["rounds"] == 3 else ["l", "r"])
     final = await b.compile().invoke()
     assert final.extra["rounds"] == 3
@@ -264,14 +277,16 @@ async def test_loop_exits_through_conditional_edge_after_expected_steps() -> Non
 async def test_runaway_loop_stops_at_recursion_limit() -> None:
     b = GraphBuilder().add_node("a", recorder([], "a")).add_node("b", recorder([], "b"))
     b.add_edge(START, "a").add_edge(START, "b").add_edge("a", "a").add_edge("b", "b")
-    b.add_conditional_edges("a", lambda s: [], [END]).add_conditional_edges("b", lambda s: [], [END])
+    b.add_conditional_edges("a", lambda s: [], [END]).add_conditional_edges(
+        "b", lambda s: [], [END]
+    )
     with pytest.raises(RecursionLimitError) as info:
         await b.compile().invoke(recursion_limit=25)
     assert info.value.limit == 25
     assert info.value.frontier == ("a", "b")
-    assert str(info.value).startswith(
-        "session '" 
-    ) and "reached the recursion limit of 25 steps; the nodes due next were: a, b." in str(info.value)
+    message = str(info.value)
+    assert message.startswith("session '")
+    assert "reached the recursion limit of 25 steps; the nodes due next were: a, b." in message
 
 
 async def test_default_recursion_limit_is_1000() -> None:

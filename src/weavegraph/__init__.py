@@ -21,8 +21,8 @@ from ._errors import DuplicateNodeError as DuplicateNodeError
 from ._errors import EdgeFromEndError as EdgeFromEndError
 from ._errors import EventBusError as EventBusError
 from ._errors import GraphCompileError as GraphCompileError
-from ._errors import NoEntryError as NoEntryError
 from ._errors import NodeExecutionError as NodeExecutionError
+from ._errors import NoEntryError as NoEntryError
 from ._errors import RecursionLimitError as RecursionLimitError
 from ._errors import RoutingError as RoutingError
 from ._errors import RunTimeoutError as RunTimeoutError
@@ -99,9 +99,9 @@ __all__ = [
     "EventStream",
     "FrozenDict",
     "FrozenList",
+    "Goto",
     "GraphBuilder",
     "GraphCompileError",
-    "Goto",
     "InMemoryCheckpointer",
     "InvocationHandle",
     "JSONValue",

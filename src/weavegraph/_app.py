@@ -84,7 +84,9 @@ class App:
             sid = await runner.create_session(state, session_id=session_id)
             return await runner.run_until_complete(sid, timeout=timeout)
 
-    def invoke_sync(self, state: VersionedState | None = None, **options: float | str | None) -> VersionedState:
+    def invoke_sync(
+        self, state: VersionedState | None = None, **options: float | str | None
+    ) -> VersionedState:
         """`invoke` for scripts without an event loop.
 
         Raises:

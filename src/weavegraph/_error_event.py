@@ -60,7 +60,9 @@ class ErrorScope:
         """Inverse of `to_dict`."""
         kind = data.get("kind")
         if kind not in _SCOPE_KINDS:
-            raise ValueError(f"error scope kind must be one of {', '.join(_SCOPE_KINDS)}; got {kind!r}")
+            raise ValueError(
+                f"error scope kind must be one of {', '.join(_SCOPE_KINDS)}; got {kind!r}"
+            )
         return cls(kind, node=data.get("node"), step=data.get("step"), session=data.get("session"))
 
     def __str__(self) -> str:

@@ -91,7 +91,7 @@ class Event:
         stream_id: str | None = None,
         is_final: bool = False,
         ts_us: int | None = None,
-        id: int = 0,  # noqa: A002 - the wire name
+        id: int = 0,
     ) -> None:
         self.kind: EventKind = kind
         self.scope = scope

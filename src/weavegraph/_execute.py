@@ -41,9 +41,7 @@ class StepContext:
     max_concurrency: int | None
 
 
-async def run_frontier(
-    specs: Sequence[NodeSpec], step: StepContext
-) -> list[NodePartial | None]:
+async def run_frontier(specs: Sequence[NodeSpec], step: StepContext) -> list[NodePartial | None]:
     """Run the frontier's nodes on one snapshot; results come back in frontier order.
 
     A single node runs directly (no task group to pay for). Several run concurrently in a
@@ -98,16 +96,20 @@ async def run_node(spec: NodeSpec, step: StepContext) -> NodePartial | None:
                         f"node {spec.name!r} timed out after {spec.timeout:g} s"
                     ) from exc
             partial = _checked(spec.name, result)
-        except Exception as exc:  # noqa: BLE001 - any node error is reported, none is lost
+        except Exception as exc:
             policy = spec.retry
             error = f"{type(exc).__name__}: {exc}"
-            if policy is not None and attempt < policy.max_attempts and isinstance(
-                exc, policy.retry_on
+            if (
+                policy is not None
+                and attempt < policy.max_attempts
+                and isinstance(exc, policy.retry_on)
             ):
                 delay = policy.delay(attempt)
                 if step.lifecycle:
                     bus.publish(
-                        life.node_retry(step.session_id, step.step, spec.name, attempt, delay, error)
+                        life.node_retry(
+                            step.session_id, step.step, spec.name, attempt, delay, error
+                        )
                     )
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -21,9 +21,7 @@ END = "__end__"
 """The virtual node where branches stop."""
 
 PredicateResult: TypeAlias = str | Sequence[str]
-Predicate: TypeAlias = Callable[
-    [StateSnapshot], PredicateResult | Awaitable[PredicateResult]
-]
+Predicate: TypeAlias = Callable[[StateSnapshot], PredicateResult | Awaitable[PredicateResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +140,9 @@ class Graph:
         for cond in self.conditionals.get(node, ()):
             targets.extend(await cond.choose(snapshot, self.nodes))
         if command is not None:
-            targets.extend(check_target(t, self.nodes, f"goto of node {node!r}") for t in command.targets)
+            targets.extend(
+                check_target(t, self.nodes, f"goto of node {node!r}") for t in command.targets
+            )
         return targets
 
 

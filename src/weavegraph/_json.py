@@ -36,7 +36,7 @@ class FrozenDict(dict[str, Any]):
         dict.__init__(self, ((_key(k), freeze(v)) for k, v in items))
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
-    __ior__ = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse
 
     def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
         return (FrozenDict, (dict(self),))
@@ -55,7 +55,7 @@ class FrozenList(list[Any]):
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = _refuse
     reverse = sort = clear = _refuse
-    __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    __iadd__ = __imul__ = _refuse
 
     def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
         return (FrozenList, (list(self),))

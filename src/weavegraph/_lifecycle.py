@@ -57,8 +57,12 @@ LIFECYCLE_SCOPES = frozenset(
 )
 
 
-def _diag(scope: str, message: str, session: str, node: str | None, step: int | None, **meta: object) -> Event:
-    return Event("diagnostic", scope, message, meta or None, session_id=session, node_id=node, step=step)
+def _diag(
+    scope: str, message: str, session: str, node: str | None, step: int | None, **meta: object
+) -> Event:
+    return Event(
+        "diagnostic", scope, message, meta or None, session_id=session, node_id=node, step=step
+    )
 
 
 def run_started(session: str, step: int, frontier: Sequence[str]) -> Event:

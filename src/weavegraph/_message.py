@@ -78,7 +78,9 @@ class Message:
         try:
             return cls(data["role"], data["content"])
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a message object (needs 'role' and 'content'): {data!r}") from exc
+            raise ValueError(
+                f"not a message object (needs 'role' and 'content'): {data!r}"
+            ) from exc
 
     def to_json(self) -> str:
         """The message as a JSON string."""

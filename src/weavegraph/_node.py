@@ -1,4 +1,4 @@
-"""Nodes: what they receive (`StateSnapshot`, `NodeContext`) and what they return (`NodePartial`)."""
+"""Nodes: what they get (`StateSnapshot`, `NodeContext`) and what they return (`NodePartial`)."""
 
 from __future__ import annotations
 
@@ -191,7 +191,9 @@ class NodeContext:
         self, message: str, *, stream_id: str | None = None, **metadata: JSONValue
     ) -> Event:
         """Publish that a model output stream failed."""
-        return self._llm(message, stream_id, True, LLM_ERROR_SCOPE, {"severity": "error", **metadata})
+        return self._llm(
+            message, stream_id, True, LLM_ERROR_SCOPE, {"severity": "error", **metadata}
+        )
 
     def _llm(
         self,

@@ -25,8 +25,8 @@ __all__ = [
     "Reducer",
     "ReducerRegistry",
     "add_errors",
-    "apply_updates",
     "add_messages",
+    "apply_updates",
     "map_merge",
     "sum_keys",
 ]
@@ -41,9 +41,7 @@ class Reducer(Protocol):
     def __call__(self, current: JSONValue, update: JSONValue, /) -> JSONValue: ...
 
 
-def add_messages(
-    current: tuple[Message, ...], update: Iterable[Message]
-) -> tuple[Message, ...]:
+def add_messages(current: tuple[Message, ...], update: Iterable[Message]) -> tuple[Message, ...]:
     """Append messages in order."""
     added = tuple(update)
     return current + added if added else current
@@ -179,4 +177,4 @@ def _frozen_dict(items: dict[str, JSONValue]) -> FrozenDict:
 def _check(channel: str) -> Channel:
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; channels are: {', '.join(CHANNELS)}")
-    return channel  # type: ignore[return-value]
+    return channel

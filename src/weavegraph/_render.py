@@ -65,13 +65,14 @@ def to_dot(graph: Graph) -> str:
         for number, cond in enumerate(conds):
             if cond.targets is None:
                 hub = _dot_id(f"{src}?{number}")
-                lines.append(f'    {hub} [label={_dot_id(cond.label + "?")}, shape=diamond];')
+                lines.append(f"    {hub} [label={_dot_id(cond.label + '?')}, shape=diamond];")
                 lines.append(f"    {_dot_id(src)} -> {hub} [style=dashed];")
                 continue
             for value, target in cond.targets.items():
                 label = cond.label if value == target else f"{cond.label}: {value}"
                 lines.append(
-                    f"    {_dot_id(src)} -> {_dot_id(target)} [style=dashed, label={_dot_id(label)}];"
+                    f"    {_dot_id(src)} -> {_dot_id(target)} "
+                    f"[style=dashed, label={_dot_id(label)}];"
                 )
     for name, spec in graph.nodes.items():
         lines.extend(

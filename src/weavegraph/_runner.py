@@ -152,7 +152,7 @@ class AppRunner:
         if session_id in self._sessions:
             raise SessionError(f"session {session_id!r} already exists in this runner")
         state = (state or VersionedState()).copy()
-        frontier = await self._successors(START, None, state)
+        frontier = tuple(await self._successors(START, None, state))
         session = Session(session_id, state, 0, frontier)
         if not frontier:
             session.status = "completed"

@@ -56,8 +56,8 @@ def validate(
             f"{'it' if len(unreachable) == 1 else 'them'} or remove {_pronoun(unreachable)}"
         )
     backward: dict[str, set[str]] = {name: set() for name in (END, *nodes)}
-    for src, targets in forward.items():
-        for dst in targets:
+    for src, reached_from_src in forward.items():
+        for dst in reached_from_src:
             if dst in backward and src in backward:
                 backward[dst].add(src)
     reaches_end = _closure([END], backward)

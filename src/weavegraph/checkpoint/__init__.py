@@ -1,8 +1,9 @@
 """Checkpointers: where a run's state is kept after every step."""
 
+from ._base import ANY_STEP as ANY_STEP
 from ._base import Checkpoint as Checkpoint
 from ._base import Checkpointer as Checkpointer
 from ._base import RunStatus as RunStatus
 from ._memory import InMemoryCheckpointer as InMemoryCheckpointer
 
-__all__ = ["Checkpoint", "Checkpointer", "InMemoryCheckpointer", "RunStatus"]
+__all__ = ["ANY_STEP", "Checkpoint", "Checkpointer", "InMemoryCheckpointer", "RunStatus"]

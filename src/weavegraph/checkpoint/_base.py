@@ -12,7 +12,20 @@ from .._json import JSONValue
 from .._state import VersionedState
 from .._time import format_timestamp, parse_timestamp, utc_now
 
-__all__ = ["Checkpoint", "Checkpointer", "RunStatus"]
+__all__ = ["ANY_STEP", "Checkpoint", "Checkpointer", "RunStatus"]
+
+
+class _AnyStep:
+    """The type of `ANY_STEP`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ANY_STEP"
+
+
+ANY_STEP = _AnyStep()
+"""Default of `Checkpointer.save(expected_step=...)`: save whatever the latest step is."""
 
 RunStatus = Literal["running", "interrupted", "completed", "failed", "cancelled"]
 
@@ -98,7 +111,9 @@ class Checkpointer(Protocol):
     async def aclose(self) -> None:
         """Release the backend's resources. Safe to call twice."""
 
-    async def save(self, checkpoint: Checkpoint, *, expected_step: int | None = ...) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, expected_step: int | _AnyStep | None = ANY_STEP
+    ) -> None:
         """Store `checkpoint` (replacing one of the same session and step)."""
 
     async def load_latest(self, session_id: str) -> Checkpoint | None:

@@ -8,11 +8,9 @@ from types import TracebackType
 from typing import Self
 
 from .._errors import CheckpointError
-from ._base import Checkpoint
+from ._base import ANY_STEP, Checkpoint, _AnyStep
 
 __all__ = ["InMemoryCheckpointer", "select_history"]
-
-_UNSET: int | None = -1
 
 
 class InMemoryCheckpointer:
@@ -42,10 +40,12 @@ class InMemoryCheckpointer:
     ) -> None:
         await self.aclose()
 
-    async def save(self, checkpoint: Checkpoint, *, expected_step: int | None = _UNSET) -> None:
+    async def save(
+        self, checkpoint: Checkpoint, *, expected_step: int | _AnyStep | None = ANY_STEP
+    ) -> None:
         """Store `checkpoint`; see `Checkpointer.save` for `expected_step`."""
         steps = self._steps.get(checkpoint.session_id)
-        if expected_step is not _UNSET:
+        if expected_step is not ANY_STEP:
             latest = steps[-1] if steps else None
             if latest != expected_step:
                 raise CheckpointError(
