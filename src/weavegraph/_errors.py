@@ -23,6 +23,10 @@ Every error the library raises on purpose derives from one root::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._state import VersionedState
 
 __all__ = [
     "CheckpointError",
@@ -93,7 +97,9 @@ class NodeExecutionError(WeavegraphError):
         state: the state at the failure, with the error recorded in its `errors` channel.
     """
 
-    def __init__(self, message: str, *, node: str, step: int, state: object = None) -> None:
+    def __init__(
+        self, message: str, *, node: str, step: int, state: VersionedState | None = None
+    ) -> None:
         super().__init__(message)
         self.node = node
         self.step = step

@@ -1,0 +1,81 @@
+"""Every example runs on its own and prints what its docstring promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return done.stdout
+
+
+def test_01_hello() -> None:
+    assert run(str(EXAMPLES / "01_hello.py")) == (
+        "event: [greet] greeting: Saying hi!\n"
+        "user: Hi?\n"
+        "assistant: Hello! You asked: Hi?\n"
+        "versions: {'messages': 2, 'extra': 1, 'errors': 1}\n"
+    )
+
+
+def test_02_conditional_routing() -> None:
+    out = run(str(EXAMPLES / "02_conditional_routing.py")).splitlines()
+    assert out[:3] == [
+        "'I want a refund' -> refunds: A refund form is on its way.",
+        "'The app shows an error' -> engineering: Engineering will look at the error.",
+        "'Hello there' -> frontdesk: Thanks, we will get back to you.",
+    ]
+    assert out[3] == "flowchart TD"
+    assert '    n0 -.->|"route: refund"| n1' in out
+
+
+def test_03_fanout_join() -> None:
+    assert run(str(EXAMPLES / "03_fanout_join.py")) == (
+        "finished in order: slow_start, middle, fast_start\n"
+        "merged in order:   fast_start done, middle done, slow_start done\n"
+        "combine ran once, in step 2\n"
+    )
+
+
+def test_04_errors_and_retries() -> None:
+    assert run(str(EXAMPLES / "04_errors_and_retries.py")) == (
+        "failed node: summarize (step 2)\n"
+        "cause: TimeoutError: node 'summarize' timed out after 0.05 s\n"
+        "fetch succeeded on attempt 3\n"
+        "node(node=summarize, step=2): TimeoutError: node 'summarize' timed out after 0.05 s\n"
+        "     caused by: TimeoutError\n"
+        "     caused by: CancelledError\n"
+        "     tags: timeout\n"
+        '     context: {"attempts": 2}\n'
+    )
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+def test_every_example_has_a_run_line(path: Path) -> None:
+    assert f"Run: python examples/{path.name}" in path.read_text()
+
+
+def test_demo_streams_every_kind_of_event() -> None:
+    out = run("-m", "weavegraph", "demo")
+    lines = out.splitlines()
+    assert lines[0] == "weavegraph demo: 7 nodes, streaming every event"
+    assert sum("__weavegraph_node_started__: node synthesize started" in line for line in lines) == 1
+    assert sum("__weavegraph_node_started__: node draft started" in line for line in lines) == 3
+    assert sum(" llm " in line and " final:" in line for line in lines) == 3
+    assert any("review: draft covers 4/4 findings: accept" in line for line in lines)
+    ends = [line for line in lines if "__weavegraph_stream_end__" in line]
+    assert len(ends) == 1
+    assert ends[0].endswith("status=completed step=9")
+    assert lines[-2] == "final answer after 3 drafts:"
