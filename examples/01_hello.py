@@ -25,7 +25,13 @@ async def greet(snapshot: StateSnapshot, ctx: NodeContext) -> NodePartial:
     return NodePartial(messages=[Message.assistant(f"Hello! You asked: {question}")])
 
 
-app = GraphBuilder().add_node("greet", greet).add_edge(START, "greet").add_edge("greet", END).compile()
+app = (
+    GraphBuilder()
+    .add_node("greet", greet)
+    .add_edge(START, "greet")
+    .add_edge("greet", END)
+    .compile()
+)
 
 
 async def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,63 @@ def test_04_errors_and_retries() -> None:
     )
 
 
+def test_streaming_events() -> None:
+    lines = run(str(EXAMPLES / "streaming_events.py")).splitlines()
+    assert lines[:8] == [
+        "#1 node       thinking                   'reading the question'",
+        "#2 llm        chunk                      'Events '",
+        "#3 llm        chunk                      'arrive '",
+        "#4 llm        chunk                      'while '",
+        "#5 llm        chunk                      'the '",
+        "#6 llm        chunk                      'run '",
+        "#7 llm        chunk                      'works. '",
+        "#8 llm        final                      'Events arrive while the run works.'",
+    ]
+    assert lines[8].startswith("#9 diagnostic __weavegraph_stream_end__  'session=")
+    assert lines[8].endswith(" status=completed step=2'")
+    assert lines[9:] == ["final: Events arrive while the run works."]
+
+
+def test_convenience_streaming() -> None:
+    assert run(str(EXAMPLES / "convenience_streaming.py")) == (
+        "channel: 10 events, progress ['1/3', '2/3', '3/3'], counted=3\n"
+        "queue sink: 10 events\n"
+        "jsonl sink: 10 lines; first is diagnostic __weavegraph_run_started__\n"
+    )
+
+
+def test_event_backpressure() -> None:
+    assert run(str(EXAMPLES / "event_backpressure.py")) == (
+        "published: 1000\n"
+        "plain reader: 1 delivered + 999 dropped = 1000\n"
+        "gap first: True, missed ids 1..999 (999 events)\n"
+        "lossless reader: 1000 delivered, ids 1..1000\n"
+        "bus total dropped: 999\n"
+    )
+
+
+def test_sink_diagnostics() -> None:
+    out = run(str(EXAMPLES / "sink_diagnostics.py"))
+    head, _, report = out.partition("{")
+    assert head.splitlines() == [
+        "memory sink got 6 events; flaky sink wrote 3",
+        "sink 'postgres_events_sink' error #1: ConnectionError: insert of event 2 refused",
+        "sink 'postgres_events_sink' error #2: ConnectionError: insert of event 4 refused",
+        "sink 'postgres_events_sink' error #3: ConnectionError: insert of event 6 refused",
+    ]
+    assert json.loads("{" + report) == {
+        "status": "degraded",
+        "sinks": [
+            {
+                "name": "postgres_events_sink",
+                "errors": 3,
+                "last_error": "ConnectionError: insert of event 6 refused",
+            },
+            {"name": "memory", "errors": 0, "last_error": None},
+        ],
+    }
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_has_a_run_line(path: Path) -> None:
     assert f"Run: python examples/{path.name}" in path.read_text()
@@ -71,7 +129,9 @@ def test_demo_streams_every_kind_of_event() -> None:
     out = run("-m", "weavegraph", "demo")
     lines = out.splitlines()
     assert lines[0] == "weavegraph demo: 7 nodes, streaming every event"
-    assert sum("__weavegraph_node_started__: node synthesize started" in line for line in lines) == 1
+    assert (
+        sum("__weavegraph_node_started__: node synthesize started" in line for line in lines) == 1
+    )
     assert sum("__weavegraph_node_started__: node draft started" in line for line in lines) == 3
     assert sum(" llm " in line and " final:" in line for line in lines) == 3
     assert any("review: draft covers 4/4 findings: accept" in line for line in lines)

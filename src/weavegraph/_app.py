@@ -75,11 +75,20 @@ class App:
     ) -> VersionedState:
         """Run the graph to completion and return the final state.
 
+        Events go to the sinks of `config.event_bus` (none by default); to watch a run use
+        `invoke_streaming`, `invoke_with_channel`, `invoke_with_sinks` or an `AppRunner`.
+
         Raises:
             NodeExecutionError, RecursionLimitError, RunTimeoutError, RoutingError,
             CheckpointError: see `AppRunner.run_until_complete`.
         """
-        options = {} if recursion_limit is None else {"recursion_limit": recursion_limit}
+        options: dict[str, object] = {}
+        if recursion_limit is not None:
+            options["recursion_limit"] = recursion_limit
+        if not self.config.event_bus.sinks:
+            # Nobody can ever read this run's private bus, so its lifecycle diagnostics
+            # would be built for nothing. Node events are still published (ctx.emit works).
+            options["lifecycle_events"] = False
         async with self.runner(**options) as runner:
             sid = await runner.create_session(state, session_id=session_id)
             return await runner.run_until_complete(sid, timeout=timeout)
