@@ -56,8 +56,6 @@ def test_04_errors_and_retries() -> None:
         "cause: TimeoutError: node 'summarize' timed out after 0.05 s\n"
         "fetch succeeded on attempt 3\n"
         "node(node=summarize, step=2): TimeoutError: node 'summarize' timed out after 0.05 s\n"
-        "     caused by: TimeoutError\n"
-        "     caused by: CancelledError\n"
         "     tags: timeout\n"
         '     context: {"attempts": 2}\n'
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import assert_no_tasks_left
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import assert_no_tasks_left
 from weavegraph import END, START, GraphBuilder, NodeContext, NodePartial, StateSnapshot
 
 

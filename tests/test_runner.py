@@ -169,4 +169,7 @@ async def test_empty_entry_completes_immediately() -> None:
     b.add_conditional_edges(START, lambda s: [], ["a", END]).add_edge("a", END)
     runner = b.compile().runner()
     sid = await runner.create_session()
+    assert runner.session(sid).frontier == ()
+    await runner.run_until_complete(sid)
     assert runner.session(sid).status == "completed"
+    assert runner.session(sid).step == 0

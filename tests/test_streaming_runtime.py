@@ -6,8 +6,8 @@ import asyncio
 import threading
 
 import pytest
-from helpers import assert_no_tasks_left
 
+from helpers import assert_no_tasks_left
 from weavegraph import (
     END,
     START,
@@ -228,7 +228,7 @@ async def test_llm_final_does_not_end_the_stream() -> None:
 
 
 async def test_invoke_with_channel_receiver_iterates_sync_and_async() -> None:
-    final, receiver = await chain("a").invoke_with_channel()
+    _, receiver = await chain("a").invoke_with_channel()
     assert len(receiver) == 8
     first = receiver.try_recv()
     assert first is not None

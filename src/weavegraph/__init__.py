@@ -24,6 +24,7 @@ from ._errors import GraphCompileError as GraphCompileError
 from ._errors import NodeExecutionError as NodeExecutionError
 from ._errors import NoEntryError as NoEntryError
 from ._errors import RecursionLimitError as RecursionLimitError
+from ._errors import ReducerError as ReducerError
 from ._errors import RoutingError as RoutingError
 from ._errors import RunTimeoutError as RunTimeoutError
 from ._errors import SessionError as SessionError
@@ -42,6 +43,7 @@ from ._invoke import InvocationHandle as InvocationHandle
 from ._json import FrozenDict as FrozenDict
 from ._json import FrozenList as FrozenList
 from ._json import JSONValue as JSONValue
+from ._json import thaw as thaw
 from ._message import Message as Message
 from ._message import Role as Role
 from ._node import Goto as Goto
@@ -115,6 +117,7 @@ __all__ = [
     "NodeExecutionError",
     "NodePartial",
     "RecursionLimitError",
+    "ReducerError",
     "ReducerRegistry",
     "RetryPolicy",
     "Role",
@@ -134,4 +137,5 @@ __all__ = [
     "map_merge",
     "pretty_print_errors",
     "sum_keys",
+    "thaw",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._config import RuntimeConfig
 from ._graph import Graph
@@ -47,22 +47,36 @@ class App:
 
     # -- running ------------------------------------------------------------------------------
 
-    def runner(self, *, event_bus: EventBus | None = None, **options: object) -> AppRunner:
-        """An `AppRunner` with this app's config; keyword options override it."""
+    def runner(
+        self,
+        *,
+        event_bus: EventBus | None = None,
+        recursion_limit: int | None = None,
+        lifecycle_events: bool | None = None,
+        max_concurrency: int | None = None,
+        **options: Any,
+    ) -> AppRunner:
+        """An `AppRunner` set up from this app's config; keyword arguments override it.
+
+        Without `event_bus`, the runner gets a new bus built from `config.event_bus`, which
+        `runner.aclose()` stops. Other keyword arguments go to `AppRunner` as they are.
+        """
         cfg = self.config
-        settings: dict[str, object] = {
-            "checkpointer": cfg.checkpointer,
-            "max_concurrency": cfg.max_concurrency,
-            "recursion_limit": cfg.recursion_limit,
-            "lifecycle_events": cfg.lifecycle_events,
-        }
-        settings.update(options)
+        owns_bus = event_bus is None
         if event_bus is None:
             from ._bus import EventBus
 
             event_bus = EventBus.from_config(cfg.event_bus)
-        runner = AppRunner(self, event_bus=event_bus, **settings)  # type: ignore[arg-type]
-        runner._owns_bus = True
+        options.setdefault("checkpointer", cfg.checkpointer)
+        runner = AppRunner(
+            self,
+            event_bus=event_bus,
+            recursion_limit=cfg.recursion_limit if recursion_limit is None else recursion_limit,
+            lifecycle_events=cfg.lifecycle_events if lifecycle_events is None else lifecycle_events,
+            max_concurrency=max_concurrency or cfg.max_concurrency,
+            **options,
+        )
+        runner._owns_bus = owns_bus  # a bus made here is stopped by runner.aclose()
         return runner
 
     async def invoke(
@@ -82,14 +96,12 @@ class App:
             NodeExecutionError, RecursionLimitError, RunTimeoutError, RoutingError,
             CheckpointError: see `AppRunner.run_until_complete`.
         """
-        options: dict[str, object] = {}
-        if recursion_limit is not None:
-            options["recursion_limit"] = recursion_limit
-        if not self.config.event_bus.sinks:
-            # Nobody can ever read this run's private bus, so its lifecycle diagnostics
-            # would be built for nothing. Node events are still published (ctx.emit works).
-            options["lifecycle_events"] = False
-        async with self.runner(**options) as runner:
+        # Without sinks nobody can ever read this run's private bus, so its lifecycle
+        # diagnostics would be built for nothing. Node events are still published.
+        lifecycle = None if self.config.event_bus.sinks else False
+        async with self.runner(
+            recursion_limit=recursion_limit, lifecycle_events=lifecycle
+        ) as runner:
             sid = await runner.create_session(state, session_id=session_id)
             return await runner.run_until_complete(sid, timeout=timeout)
 
@@ -101,11 +113,11 @@ class App:
         Raises:
             RuntimeError: called from inside a running event loop (await `invoke` there).
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.invoke(state, **options))  # type: ignore[arg-type]
-        raise RuntimeError("invoke_sync() cannot run inside an event loop; use await app.invoke()")
+        if asyncio._get_running_loop() is not None:
+            raise RuntimeError(
+                "invoke_sync() cannot run inside an event loop; use await app.invoke()"
+            )
+        return asyncio.run(self.invoke(state, **options))  # type: ignore[arg-type]
 
     async def invoke_with_channel(
         self, state: VersionedState | None = None, *, timeout: float | None = None

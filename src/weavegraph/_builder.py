@@ -33,7 +33,8 @@ class GraphBuilder:
             .compile()
         )
 
-    Nothing is checked until `compile()`, so nodes and edges may be declared in any order.
+    Edges are checked by `compile()`, so nodes and edges may be declared in any order; a bad
+    node name, node object or predicate is refused at once.
     """
 
     __slots__ = ("_conditionals", "_edges", "_joins", "_nodes", "_reducers")
@@ -130,7 +131,7 @@ class GraphBuilder:
             conditionals=conditionals,
             joins=tuple(self._joins),
             joins_by_source=joins_by_source,
-            reducers=self._reducers,
+            reducers=self._reducers.copy(),
         )
 
     def compile(self, config: RuntimeConfig | None = None) -> App:

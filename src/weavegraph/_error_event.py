@@ -92,7 +92,10 @@ class LadderError:
             seen.add(id(err))
             text = str(err)
             message = f"{type(err).__name__}: {text}" if text else type(err).__name__
-            return cls(message, cause=build(err.__cause__ or err.__context__))
+            nxt = err.__cause__
+            if nxt is None and not err.__suppress_context__:
+                nxt = err.__context__
+            return cls(message, cause=build(nxt))
 
         ladder = build(exc)
         assert ladder is not None

@@ -11,7 +11,8 @@ Every error the library raises on purpose derives from one root::
     │   ├── EdgeFromEndError          an edge leaves END
     │   ├── UnreachableNodeError      no path from START reaches the node
     │   └── DeadEndError              no path from the node reaches END
-    ├── RoutingError                  a route chosen at run time names no node
+    ├── RoutingError                  routing after a step failed or named no node
+    ├── ReducerError                  a reducer failed to merge a step's updates
     ├── NodeExecutionError            a node failed (after its retries); `__cause__` is why
     ├── RecursionLimitError           a run took more steps than its recursion_limit
     ├── RunTimeoutError               a run took longer than its timeout
@@ -39,6 +40,7 @@ __all__ = [
     "NoEntryError",
     "NodeExecutionError",
     "RecursionLimitError",
+    "ReducerError",
     "RoutingError",
     "RunTimeoutError",
     "SessionError",
@@ -85,7 +87,11 @@ class DeadEndError(GraphCompileError):
 
 
 class RoutingError(WeavegraphError):
-    """A conditional edge or a `goto` chose a target that is not a node of the graph."""
+    """A predicate raised, or a conditional edge or `goto` chose a target that is no node."""
+
+
+class ReducerError(WeavegraphError):
+    """A reducer raised while merging a step's updates; `__cause__` is its error."""
 
 
 class NodeExecutionError(WeavegraphError):

@@ -88,13 +88,15 @@ async def run_node(spec: NodeSpec, step: StepContext) -> NodePartial | None:
                 result = await _call(spec, step.snapshot, ctx)
             else:
                 try:
-                    async with asyncio.timeout(spec.timeout):
+                    async with asyncio.timeout(spec.timeout) as deadline:
                         result = await _call(spec, step.snapshot, ctx)
-                except TimeoutError as exc:
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise  # the node's own TimeoutError, not our deadline
                     timed_out = True
                     raise TimeoutError(
                         f"node {spec.name!r} timed out after {spec.timeout:g} s"
-                    ) from exc
+                    ) from None
             partial = _checked(spec.name, result)
         except Exception as exc:
             policy = spec.retry

@@ -82,14 +82,14 @@ def sum_keys(*keys: str) -> Callable[[JSONObject, JSONObject], JSONObject]:
     """An `extra` reducer that adds the numbers written to `keys` instead of replacing them.
 
     Use it in place of `map_merge`: ``registry.replace("extra", sum_keys("count"))``. Other
-    keys are merged as `map_merge` merges them.
+    keys are merged as `map_merge` merges them, and None deletes a summed key too.
     """
     summed = frozenset(keys)
 
     def reduce(current: JSONObject, update: JSONObject) -> JSONObject:
-        plain = {k: v for k, v in update.items() if k not in summed}
+        plain = {k: v for k, v in update.items() if k not in summed or v is None}
         result = map_merge(current, plain) if plain else current
-        added = {k: v for k, v in update.items() if k in summed and v}
+        added = {k: v for k, v in update.items() if k in summed and v is not None and v != 0}
         if not added:
             return result
         out = dict(result)
@@ -128,6 +128,12 @@ class ReducerRegistry:
         self._reducers[_check(channel)] = reducers
         return self
 
+    def copy(self) -> ReducerRegistry:
+        """An independent registry with the same reducers."""
+        clone = ReducerRegistry()
+        clone._reducers = dict(self._reducers)
+        return clone
+
     def reducers(self, channel: Channel) -> tuple[Reducer, ...]:
         """The reducers of `channel`, in the order they are applied."""
         return self._reducers[_check(channel)]
@@ -156,12 +162,16 @@ def apply_updates(
     for channel in CHANNELS:
         current = getattr(state, channel)
         value = current
+        folds = 0
         for update in updates:
             if update is not None:
                 part = getattr(update, channel)
                 if part:
                     value = registry.reduce(channel, value, part)
-        if value is not current:
+                    folds += 1
+        # One fold returns `current` itself when nothing changed; several may cancel out
+        # (set then delete a key), which only a comparison can tell.
+        if value is not current and (folds == 1 or value != current):
             state._set(channel, value)
             changed.append(channel)
     return tuple(changed)

@@ -6,53 +6,42 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from . import _lifecycle as life
-from ._error_event import ErrorEvent, ErrorScope
+from ._error_event import ErrorScope
 from ._errors import (
     CheckpointError,
     NodeExecutionError,
     RecursionLimitError,
+    ReducerError,
     RoutingError,
     RunTimeoutError,
     SessionError,
 )
 from ._event import Event
 from ._execute import NodeFailure, StepContext, run_frontier
-from ._graph import END, START, Graph, JoinEdge
-from ._node import NodePartial
+from ._graph import START, Graph
 from ._reducers import apply_updates
+from ._session import Session, next_frontier, record_error, successors
 from ._state import VersionedState
-from .checkpoint import Checkpoint, Checkpointer, InMemoryCheckpointer, RunStatus
+from .checkpoint import Checkpointer, InMemoryCheckpointer, RunStatus
 
 if TYPE_CHECKING:
     from ._app import App
     from ._bus import EventBus
 
-__all__ = ["AppRunner", "Session", "StepReport"]
+__all__ = ["AppRunner", "StepReport"]
 
 DEFAULT_RECURSION_LIMIT = 1000
-
-
-@dataclass(slots=True)
-class Session:
-    """A run's progress: its state, the step it reached, and what is due next."""
-
-    id: str
-    state: VersionedState
-    step: int = 0
-    frontier: tuple[str, ...] = ()
-    joins: dict[str, frozenset[str]] = field(default_factory=dict)
-    status: RunStatus = "running"
-    resume_past_interrupt: bool = False
+_E = TypeVar("_E", bound=BaseException)
 
 
 @dataclass(frozen=True, slots=True)
 class StepReport:
-    """What one call of `run_step` did."""
+    """What one call of `run_step` did (nothing ran if it paused before the step)."""
 
     step: int
     ran_nodes: tuple[str, ...]
@@ -69,7 +58,7 @@ class AppRunner:
         app: the compiled graph.
         checkpointer: where each step's checkpoint goes (in memory by default).
         event_bus: the bus node events and run diagnostics are published to (a private one
-            without sinks by default).
+            without sinks by default, stopped by `aclose()`).
         autosave: save a checkpoint after every step.
         start_listener: start the bus (its sink workers) before the first run.
         max_concurrency: most nodes of one step running at once (unbounded by default).
@@ -108,13 +97,13 @@ class AppRunner:
             raise ValueError(f"recursion_limit must be at least 1; got {recursion_limit}")
         self.max_concurrency = max_concurrency
         self.recursion_limit = recursion_limit
-        self.interrupt_before = frozenset(self._known(interrupt_before, "interrupt_before"))
-        self.interrupt_after = frozenset(self._known(interrupt_after, "interrupt_after"))
+        self.interrupt_before = self._known(interrupt_before, "interrupt_before")
+        self.interrupt_after = self._known(interrupt_after, "interrupt_after")
         self.lifecycle_events = lifecycle_events
         self._sessions: dict[str, Session] = {}
         self._graph_hash = self._graph.hash()
 
-    def _known(self, names: Iterable[str], option: str) -> list[str]:
+    def _known(self, names: Iterable[str], option: str) -> frozenset[str]:
         names = list(names)
         unknown = [n for n in names if n not in self._graph.nodes]
         if unknown:
@@ -122,7 +111,7 @@ class AppRunner:
                 f"{option} names unknown node(s) {', '.join(map(repr, unknown))}; "
                 f"registered nodes: {', '.join(self._graph.nodes)}"
             )
-        return names
+        return frozenset(names)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -152,13 +141,11 @@ class AppRunner:
         if session_id in self._sessions:
             raise SessionError(f"session {session_id!r} already exists in this runner")
         state = (state or VersionedState()).copy()
-        frontier = tuple(await self._successors(START, None, state))
+        frontier = tuple(await successors(self._graph, START, None, state))
         session = Session(session_id, state, 0, frontier)
-        if not frontier:
-            session.status = "completed"
         self._sessions[session_id] = session
         if self.autosave:
-            await self._save(session, (), (), (), 0)
+            await self._save(session)
         return session_id
 
     def session(self, session_id: str) -> Session:
@@ -181,13 +168,16 @@ class AppRunner:
         """Run the session's steps until it completes or pauses at an interrupt.
 
         Publishes the run's diagnostics and, last, exactly one STREAM_END diagnostic whose
-        status is completed, interrupted, error or cancelled.
+        status is completed, interrupted, error or cancelled. Calling it again on an
+        interrupted session resumes the run where it paused.
 
         Raises:
-            NodeExecutionError: a node failed after its retries (recorded in `errors`).
+            NodeExecutionError: a node failed after its retries.
             RecursionLimitError: more than `recursion_limit` steps.
             RunTimeoutError: the run took longer than `timeout` seconds.
-            RoutingError, CheckpointError: routing or persistence failed.
+            RoutingError, ReducerError, CheckpointError: routing, merging or saving failed.
+            SessionError: the session is unknown or already over.
+        Each of these but SessionError is also recorded in the state's `errors` channel.
         """
         session = self.session(session_id)
         if session.status in ("completed", "failed", "cancelled"):
@@ -196,7 +186,7 @@ class AppRunner:
         if self._start_listener:
             await bus.start()
         if session.status == "interrupted":
-            session.status, session.resume_past_interrupt = "running", True
+            session.status = "running"
         started = time.perf_counter()
         if self.lifecycle_events:
             bus.publish(life.run_started(session.id, session.step, session.frontier))
@@ -204,17 +194,18 @@ class AppRunner:
         try:
             async with asyncio.timeout(timeout) as deadline:
                 while session.status == "running":
-                    await self.run_step(session_id)
+                    await self._step(session)
             status = session.status
             return session.state
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
-            session.status = "failed"
-            raise RunTimeoutError(
+            error = RunTimeoutError(
                 f"session {session.id!r} ran longer than its timeout of {timeout:g} s "
                 f"(cancelled during step {session.step + 1})"
-            ) from exc
+            )
+            record_error(session, error, ErrorScope.in_runner(session.id, session.step + 1))
+            raise error from exc
         except asyncio.CancelledError:
             status, session.status = "cancelled", "cancelled"
             raise
@@ -230,22 +221,34 @@ class AppRunner:
     async def run_step(self, session_id: str) -> StepReport:
         """Run the next superstep of a session (or pause at an `interrupt_before`)."""
         session = self.session(session_id)
+        if session.status == "interrupted":
+            session.status = "running"
         if session.status != "running":
             raise SessionError(f"session {session_id!r} is {session.status}; it cannot step")
+        return await self._step(session)
+
+    async def _step(self, session: Session) -> StepReport:
         frontier = session.frontier
+        if not frontier:
+            session.status = "completed"
+            return StepReport(session.step, (), (), (), (), "completed")
         step = session.step + 1
         if step > self.recursion_limit:
-            raise RecursionLimitError(
-                f"session {session.id!r} reached the recursion limit of {self.recursion_limit} "
-                f"steps; the nodes due next were: {', '.join(frontier)}. If this loop is meant "
-                "to end, route it to END through a conditional edge; otherwise raise "
-                "recursion_limit",
-                limit=self.recursion_limit,
-                frontier=frontier,
+            raise self._fail(
+                session,
+                RecursionLimitError(
+                    f"session {session.id!r} reached the recursion limit of "
+                    f"{self.recursion_limit} steps; the nodes due next were: "
+                    f"{', '.join(frontier)}. If this loop is meant to end, route it to END "
+                    "through a conditional edge; otherwise raise recursion_limit",
+                    limit=self.recursion_limit,
+                    frontier=frontier,
+                ),
+                ErrorScope.in_runner(session.id, step),
             )
-        if not session.resume_past_interrupt and not self.interrupt_before.isdisjoint(frontier):
-            return self._interrupt(session, "before", self.interrupt_before.intersection(frontier))
-        session.resume_past_interrupt = False
+        if session.paused != "before" and not self.interrupt_before.isdisjoint(frontier):
+            return await self._pause(session, "before", self.interrupt_before & set(frontier))
+        session.paused = None
         bus = self.event_bus
         lifecycle = self.lifecycle_events
         if lifecycle:
@@ -259,18 +262,28 @@ class AppRunner:
         try:
             updates = await run_frontier([nodes[name] for name in frontier], context)
         except NodeFailure as failure:
-            raise self._failed(session, step, failure) from failure.error
+            raise self._node_failed(session, step, failure) from failure.error
         t1 = time.perf_counter()
-        updated = apply_updates(session.state, updates, self._graph.reducers)
+        try:
+            updated = apply_updates(session.state, updates, self._graph.reducers)
+        except Exception as exc:
+            error = ReducerError(
+                f"merging the updates of step {step} ({', '.join(frontier)}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            raise self._fail(session, error, ErrorScope.in_scheduler(step)) from exc
         t2 = time.perf_counter()
-        next_frontier, skipped = await self._route(session, step, frontier, updates)
-        session.step, session.frontier = step, next_frontier
-        if not next_frontier:
+        try:
+            following, skipped = await next_frontier(self._graph, session, frontier, updates)
+        except RoutingError as exc:
+            raise self._fail(session, exc, ErrorScope.in_scheduler(step))  # noqa: B904
+        session.step, session.frontier = step, following
+        if not following:
             session.status = "completed"
         elif not self.interrupt_after.isdisjoint(frontier):
-            session.status = "interrupted"
+            session.status, session.paused = "interrupted", "after"
         if self.autosave:
-            await self._save(session, frontier, skipped, updated, step)
+            await self._save(session, frontier, skipped, updated)
         if lifecycle:
             t3 = time.perf_counter()
             bus.publish(
@@ -285,14 +298,16 @@ class AppRunner:
                     events=bus.metrics().published - published,
                 )
             )
-            if session.status == "interrupted":
+            if session.paused == "after":
                 bus.publish(self._interrupt_event(session, "after", frontier))
-        return StepReport(step, frontier, skipped, updated, next_frontier, session.status)
+        return StepReport(step, frontier, skipped, updated, following, session.status)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _interrupt(self, session: Session, when: str, nodes: Iterable[str]) -> StepReport:
-        session.status = "interrupted"
+    async def _pause(self, session: Session, when: str, nodes: Iterable[str]) -> StepReport:
+        session.status, session.paused = "interrupted", "before"
+        if self.autosave:
+            await self._save(session)
         if self.lifecycle_events:
             self.event_bus.publish(self._interrupt_event(session, when, nodes))
         return StepReport(session.step, (), (), (), session.frontier, "interrupted")
@@ -308,101 +323,43 @@ class AppRunner:
             step=session.step,
         )
 
-    def _failed(self, session: Session, step: int, failure: NodeFailure) -> NodeExecutionError:
-        error = ErrorEvent.from_exception(
+    def _fail(self, session: Session, error: _E, scope: ErrorScope) -> _E:
+        """Record `error` in the session's errors channel (marking it failed); return it."""
+        record_error(session, error, scope)
+        return error
+
+    def _node_failed(self, session: Session, step: int, failure: NodeFailure) -> NodeExecutionError:
+        record_error(
+            session,
             failure.error,
             ErrorScope.in_node(failure.node, step),
             tags=("timeout",) if failure.timed_out else (),
             context={"attempts": failure.attempts},
         )
-        state = session.state
-        state._set("errors", (*state.errors, error))
-        session.status = "failed"
         return NodeExecutionError(
             f"node {failure.node!r} failed in step {step} after {failure.attempts} "
             f"attempt(s): {type(failure.error).__name__}: {failure.error}",
             node=failure.node,
             step=step,
-            state=state,
+            state=session.state,
         )
-
-    async def _route(
-        self,
-        session: Session,
-        step: int,
-        frontier: tuple[str, ...],
-        updates: list[NodePartial | None],
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The next frontier (de-duplicated, in order) and the join targets still waiting."""
-        nxt: dict[str, None] = {}
-        waiting: dict[str, None] = {}
-        joins_by_source = self._graph.joins_by_source
-        for name, update in zip(frontier, updates, strict=True):
-            try:
-                targets = await self._successors(name, update, session.state)
-            except RoutingError as exc:
-                self._record(session, exc, ErrorScope.in_scheduler(step))
-                raise
-            for target in targets:
-                if target != END:
-                    nxt[target] = None
-            for join in joins_by_source.get(name, ()):
-                if self._arrive(session, join, name):
-                    nxt[join.target] = None
-                    waiting.pop(join.target, None)
-                elif join.target not in nxt:
-                    waiting[join.target] = None
-        nxt.pop(END, None)
-        return tuple(nxt), tuple(waiting)
-
-    def _arrive(self, session: Session, join: JoinEdge, source: str) -> bool:
-        """Record that `source` ran; True when the join fires (and is reset)."""
-        arrived = session.joins.get(join.key, frozenset()) | {source}
-        if len(arrived) == len(join.sources):
-            session.joins.pop(join.key, None)
-            return join.target != END
-        session.joins[join.key] = arrived
-        return False
-
-    async def _successors(
-        self, name: str, update: NodePartial | None, state: VersionedState
-    ) -> tuple[str, ...] | list[str]:
-        graph = self._graph
-        if (update is None or update.goto is None) and name not in graph.conditionals:
-            return graph.edges.get(name, ())
-        goto = None if update is None else update.goto
-        return await graph.routes(name, goto, state.snapshot())
-
-    def _record(self, session: Session, exc: BaseException, scope: ErrorScope) -> None:
-        state = session.state
-        state._set("errors", (*state.errors, ErrorEvent.from_exception(exc, scope)))
-        session.status = "failed"
 
     async def _save(
         self,
         session: Session,
-        ran: tuple[str, ...],
-        skipped: tuple[str, ...],
-        updated: tuple[str, ...],
-        step: int,
+        ran: tuple[str, ...] = (),
+        skipped: tuple[str, ...] = (),
+        updated: tuple[str, ...] = (),
     ) -> None:
-        checkpoint = Checkpoint(
-            session_id=session.id,
-            step=step,
-            state=session.state.copy(),
-            frontier=session.frontier,
-            joins={key: tuple(sorted(v)) for key, v in session.joins.items()},
-            ran_nodes=ran,
-            skipped_nodes=skipped,
-            updated_channels=updated,
-            status=session.status,
-            graph_hash=self._graph_hash,
-        )
+        scope = ErrorScope.in_runner(session.id, session.step)
         try:
-            await self.checkpointer.save(checkpoint)
-        except CheckpointError:
-            raise
+            await self.checkpointer.save(
+                session.checkpoint(self._graph_hash, ran, skipped, updated)
+            )
+        except CheckpointError as exc:
+            raise self._fail(session, exc, scope)  # noqa: B904 - it is the error itself
         except Exception as exc:
-            raise CheckpointError(
-                f"saving step {step} of session {session.id!r} failed: {exc}"
-            ) from exc
+            error = CheckpointError(
+                f"saving step {session.step} of session {session.id!r} failed: {exc}"
+            )
+            raise self._fail(session, error, scope) from exc
