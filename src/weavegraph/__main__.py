@@ -27,7 +27,9 @@ async def _demo(question: str | None) -> int:
     state = demo.initial_state(question or demo.QUESTION)
     print(f"weavegraph demo: {len(demo.app.graph.nodes)} nodes, streaming every event\n")
     final = await demo.app.invoke_with_sinks(state, [StdOutSink()])
-    print(f"\nfinal answer after {final.extra['revisions']} drafts:\n  {final.messages[-1].content}")
+    print(
+        f"\nfinal answer after {final.extra['revisions']} drafts:\n  {final.messages[-1].content}"
+    )
     return 0
 
 

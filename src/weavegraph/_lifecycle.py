@@ -173,11 +173,12 @@ def run_finished(session: str, step: int, status: str, duration_ms: float) -> Ev
     )
 
 
-def stream_end(session: str, step: int, status: str) -> Event:
-    """The last event of a run; always published, whatever the lifecycle settings."""
+def stream_end(session: str, step: int, status: str, *, scope: str = STREAM_END_SCOPE) -> Event:
+    """The last event of a run (or, with INVOCATION_END_SCOPE, of one invocation of an
+    iterative session); always published, whatever the lifecycle settings."""
     return Event(
         "diagnostic",
-        STREAM_END_SCOPE,
+        scope,
         f"session={session} status={status} step={step}",
         {"status": status},
         session_id=session,

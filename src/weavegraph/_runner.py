@@ -1,4 +1,4 @@
-"""`AppRunner`: sessions, the superstep loop, checkpoints and the events of a run."""
+"""`AppRunner`: sessions (new, resumed, forked, iterative) and the run loop."""
 
 from __future__ import annotations
 
@@ -6,28 +6,21 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Self
 
 from . import _lifecycle as life
 from ._error_event import ErrorScope
-from ._errors import (
-    CheckpointError,
-    NodeExecutionError,
-    RecursionLimitError,
-    ReducerError,
-    RoutingError,
-    RunTimeoutError,
-    SessionError,
-)
-from ._event import Event
-from ._execute import NodeFailure, StepContext, run_frontier
+from ._errors import RunTimeoutError, SessionError
+from ._event import INVOCATION_END_SCOPE, STREAM_END_SCOPE
 from ._graph import START, Graph
+from ._message import Message
+from ._node import NodePartial
 from ._reducers import apply_updates
-from ._session import Session, next_frontier, record_error, successors
+from ._session import Session, record_error, successors
 from ._state import VersionedState
-from .checkpoint import Checkpointer, InMemoryCheckpointer, RunStatus
+from ._superstep import StepReport, save, superstep
+from .checkpoint import Checkpoint, Checkpointer, InMemoryCheckpointer
 
 if TYPE_CHECKING:
     from ._app import App
@@ -36,19 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["AppRunner", "StepReport"]
 
 DEFAULT_RECURSION_LIMIT = 1000
-_E = TypeVar("_E", bound=BaseException)
-
-
-@dataclass(frozen=True, slots=True)
-class StepReport:
-    """What one call of `run_step` did (nothing ran if it paused before the step)."""
-
-    step: int
-    ran_nodes: tuple[str, ...]
-    skipped_nodes: tuple[str, ...]
-    updated_channels: tuple[str, ...]
-    next_frontier: tuple[str, ...]
-    status: RunStatus
+_OVER = ("completed", "failed", "cancelled")
 
 
 class AppRunner:
@@ -85,7 +66,8 @@ class AppRunner:
         from ._bus import EventBus
 
         self.app = app
-        self._graph: Graph = app.graph
+        self.graph: Graph = app.graph
+        self.graph_hash = self.graph.hash()
         self.checkpointer: Checkpointer = checkpointer or InMemoryCheckpointer()
         self._owns_bus = event_bus is None
         self.event_bus: EventBus = event_bus if event_bus is not None else EventBus()
@@ -101,15 +83,15 @@ class AppRunner:
         self.interrupt_after = self._known(interrupt_after, "interrupt_after")
         self.lifecycle_events = lifecycle_events
         self._sessions: dict[str, Session] = {}
-        self._graph_hash = self._graph.hash()
+        self._iterative: set[str] = set()
 
     def _known(self, names: Iterable[str], option: str) -> frozenset[str]:
         names = list(names)
-        unknown = [n for n in names if n not in self._graph.nodes]
+        unknown = [n for n in names if n not in self.graph.nodes]
         if unknown:
             raise ValueError(
                 f"{option} names unknown node(s) {', '.join(map(repr, unknown))}; "
-                f"registered nodes: {', '.join(self._graph.nodes)}"
+                f"registered nodes: {', '.join(self.graph.nodes)}"
             )
         return frozenset(names)
 
@@ -136,16 +118,31 @@ class AppRunner:
     async def create_session(
         self, state: VersionedState | None = None, *, session_id: str | None = None
     ) -> str:
-        """Start a session from `state`; returns its id (a new one unless given)."""
+        """Start a session from `state`, or pick up a checkpointed one; returns its id.
+
+        If the checkpointer already holds session `session_id`, the session continues from
+        its latest checkpoint (and `state` must be None): nothing completed runs again.
+
+        Raises:
+            SessionError: the session is already live in this runner, or `state` was given
+                for a session that exists in the checkpointer.
+        """
         session_id = session_id or uuid.uuid4().hex
         if session_id in self._sessions:
             raise SessionError(f"session {session_id!r} already exists in this runner")
+        if (checkpoint := await self.checkpointer.load_latest(session_id)) is not None:
+            if state is not None:
+                raise SessionError(
+                    f"session {session_id!r} already has checkpoints (latest step "
+                    f"{checkpoint.step}); pass no state to continue it, or use another id"
+                )
+            return self._restore(checkpoint).id
         state = (state or VersionedState()).copy()
-        frontier = tuple(await successors(self._graph, START, None, state))
+        frontier = tuple(await successors(self.graph, START, None, state))
         session = Session(session_id, state, 0, frontier)
         self._sessions[session_id] = session
         if self.autosave:
-            await self._save(session)
+            await save(self, session)
         return session_id
 
     def session(self, session_id: str) -> Session:
@@ -159,6 +156,104 @@ class AppRunner:
         except KeyError:
             known = ", ".join(self._sessions) or "none"
             raise SessionError(f"unknown session {session_id!r}; sessions: {known}") from None
+
+    async def resume(self, session_id: str, *, timeout: float | None = None) -> VersionedState:
+        """Continue a session from its latest checkpoint (e.g. after a crash) to its end.
+
+        Raises:
+            SessionError: no checkpoint of the session exists, or its run is already over
+                (its final state is in the latest checkpoint).
+        """
+        if session_id not in self._sessions:
+            checkpoint = await self.checkpointer.load_latest(session_id)
+            if checkpoint is None:
+                raise SessionError(f"no checkpoint of session {session_id!r} to resume from")
+            self._restore(checkpoint)
+        session = self.session(session_id)
+        if session.status in _OVER:
+            raise SessionError(
+                f"session {session_id!r} is already {session.status} at step {session.step}; "
+                "nothing to resume (its final state is in its latest checkpoint)"
+            )
+        return await self.run_until_complete(session_id, timeout=timeout)
+
+    async def fork(self, session_id: str, step: int, *, new_session_id: str | None = None) -> str:
+        """Start a new session from a saved step of another one (time travel); returns its id.
+
+        The fork continues as the original would have after `step`; its history starts there.
+        """
+        checkpoint = await self.checkpointer.load(session_id, step)
+        if checkpoint is None:
+            raise SessionError(f"session {session_id!r} has no checkpoint at step {step}")
+        new_id = new_session_id or uuid.uuid4().hex
+        if new_id in self._sessions or await self.checkpointer.load_latest(new_id) is not None:
+            raise SessionError(f"session {new_id!r} already exists; choose another id")
+        session = Session.from_checkpoint(checkpoint)
+        session.id = new_id
+        session.status = "running" if session.frontier else "completed"
+        self._sessions[new_id] = session
+        if self.autosave:
+            await save(self, session)
+        return new_id
+
+    def _restore(self, checkpoint: Checkpoint) -> Session:
+        if checkpoint.graph_hash and checkpoint.graph_hash != self.graph_hash:
+            raise SessionError(
+                f"session {checkpoint.session_id!r} was saved by a different graph "
+                f"(hash {checkpoint.graph_hash}, this graph {self.graph_hash}); resume it "
+                "with the graph that made it"
+            )
+        session = Session.from_checkpoint(checkpoint)
+        if session.status == "interrupted":
+            session.paused = "before" if not checkpoint.ran_nodes else "after"
+        self._sessions[session.id] = session
+        return session
+
+    # -- iterative sessions -------------------------------------------------------------------
+
+    async def create_iterative_session(
+        self, state: VersionedState | None = None, *, session_id: str | None = None
+    ) -> str:
+        """A session that runs the graph once per input (`invoke_next`) until finished.
+
+        Each invocation ends with an INVOCATION_END_SCOPE diagnostic instead of STREAM_END;
+        `finish_iterative_session` publishes the STREAM_END that closes the stream.
+        """
+        session_id = await self.create_session(state, session_id=session_id)
+        self._iterative.add(session_id)
+        return session_id
+
+    async def invoke_next(
+        self,
+        session_id: str,
+        update: NodePartial | str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> VersionedState:
+        """Merge `update` (a user message if a str) into the state and run the graph again."""
+        session = self._iterative_session(session_id)
+        if isinstance(update, str):
+            update = NodePartial(messages=[Message.user(update)])
+        if update is not None:
+            apply_updates(session.state, [update], self.graph.reducers)
+        if session.status == "completed":
+            session.status = "running"
+            session.frontier = tuple(await successors(self.graph, START, None, session.state))
+        # A copy: the session's state goes on changing with the next input.
+        return (await self._drive(session, timeout, INVOCATION_END_SCOPE)).copy()
+
+    async def finish_iterative_session(self, session_id: str) -> VersionedState:
+        """End an iterative session: publish its STREAM_END and return its final state."""
+        session = self._iterative_session(session_id)
+        self._iterative.discard(session_id)
+        status = "completed" if session.status in ("completed", "running") else session.status
+        self.event_bus.publish(life.stream_end(session.id, session.step, status))
+        return session.state
+
+    def _iterative_session(self, session_id: str) -> Session:
+        if session_id not in self._iterative:
+            raise SessionError(f"session {session_id!r} is not an open iterative session")
+        return self.session(session_id)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -180,8 +275,13 @@ class AppRunner:
         Each of these but SessionError is also recorded in the state's `errors` channel.
         """
         session = self.session(session_id)
-        if session.status in ("completed", "failed", "cancelled"):
+        if session.status in _OVER:
             raise SessionError(f"session {session_id!r} is {session.status}; start a new one")
+        end = INVOCATION_END_SCOPE if session_id in self._iterative else STREAM_END_SCOPE
+        return await self._drive(session, timeout, end)
+
+    async def _drive(self, session: Session, timeout: float | None, end: str) -> VersionedState:
+        """Step until done or paused, then publish the run's last diagnostics (`end` last)."""
         bus = self.event_bus
         if self._start_listener:
             await bus.start()
@@ -194,7 +294,7 @@ class AppRunner:
         try:
             async with asyncio.timeout(timeout) as deadline:
                 while session.status == "running":
-                    await self._step(session)
+                    await superstep(self, session)
             status = session.status
             return session.state
         except TimeoutError as exc:
@@ -216,7 +316,7 @@ class AppRunner:
             if self.lifecycle_events:
                 elapsed = (time.perf_counter() - started) * 1000.0
                 bus.publish(life.run_finished(session.id, session.step, status, elapsed))
-            bus.publish(life.stream_end(session.id, session.step, status))
+            bus.publish(life.stream_end(session.id, session.step, status, scope=end))
 
     async def run_step(self, session_id: str) -> StepReport:
         """Run the next superstep of a session (or pause at an `interrupt_before`)."""
@@ -225,141 +325,4 @@ class AppRunner:
             session.status = "running"
         if session.status != "running":
             raise SessionError(f"session {session_id!r} is {session.status}; it cannot step")
-        return await self._step(session)
-
-    async def _step(self, session: Session) -> StepReport:
-        frontier = session.frontier
-        if not frontier:
-            session.status = "completed"
-            return StepReport(session.step, (), (), (), (), "completed")
-        step = session.step + 1
-        if step > self.recursion_limit:
-            raise self._fail(
-                session,
-                RecursionLimitError(
-                    f"session {session.id!r} reached the recursion limit of "
-                    f"{self.recursion_limit} steps; the nodes due next were: "
-                    f"{', '.join(frontier)}. If this loop is meant to end, route it to END "
-                    "through a conditional edge; otherwise raise recursion_limit",
-                    limit=self.recursion_limit,
-                    frontier=frontier,
-                ),
-                ErrorScope.in_runner(session.id, step),
-            )
-        if session.paused != "before" and not self.interrupt_before.isdisjoint(frontier):
-            return await self._pause(session, "before", self.interrupt_before & set(frontier))
-        session.paused = None
-        bus = self.event_bus
-        lifecycle = self.lifecycle_events
-        if lifecycle:
-            bus.publish(life.step_started(session.id, step, frontier))
-            published = bus.metrics().published
-        t0 = time.perf_counter()
-        nodes = self._graph.nodes
-        context = StepContext(
-            session.id, step, session.state.snapshot(), bus, lifecycle, self.max_concurrency
-        )
-        try:
-            updates = await run_frontier([nodes[name] for name in frontier], context)
-        except NodeFailure as failure:
-            raise self._node_failed(session, step, failure) from failure.error
-        t1 = time.perf_counter()
-        try:
-            updated = apply_updates(session.state, updates, self._graph.reducers)
-        except Exception as exc:
-            error = ReducerError(
-                f"merging the updates of step {step} ({', '.join(frontier)}) failed: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            raise self._fail(session, error, ErrorScope.in_scheduler(step)) from exc
-        t2 = time.perf_counter()
-        try:
-            following, skipped = await next_frontier(self._graph, session, frontier, updates)
-        except RoutingError as exc:
-            raise self._fail(session, exc, ErrorScope.in_scheduler(step))  # noqa: B904
-        session.step, session.frontier = step, following
-        if not following:
-            session.status = "completed"
-        elif not self.interrupt_after.isdisjoint(frontier):
-            session.status, session.paused = "interrupted", "after"
-        if self.autosave:
-            await self._save(session, frontier, skipped, updated)
-        if lifecycle:
-            t3 = time.perf_counter()
-            bus.publish(
-                life.step_finished(
-                    session.id,
-                    step,
-                    frontier,
-                    updated,
-                    node_ms=(t1 - t0) * 1000.0,
-                    merge_ms=(t2 - t1) * 1000.0,
-                    checkpoint_ms=(t3 - t2) * 1000.0,
-                    events=bus.metrics().published - published,
-                )
-            )
-            if session.paused == "after":
-                bus.publish(self._interrupt_event(session, "after", frontier))
-        return StepReport(step, frontier, skipped, updated, following, session.status)
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    async def _pause(self, session: Session, when: str, nodes: Iterable[str]) -> StepReport:
-        session.status, session.paused = "interrupted", "before"
-        if self.autosave:
-            await self._save(session)
-        if self.lifecycle_events:
-            self.event_bus.publish(self._interrupt_event(session, when, nodes))
-        return StepReport(session.step, (), (), (), session.frontier, "interrupted")
-
-    def _interrupt_event(self, session: Session, when: str, nodes: Iterable[str]) -> Event:
-        names = sorted(nodes)
-        return Event(
-            "diagnostic",
-            life.INTERRUPT_SCOPE,
-            f"interrupted {when} {', '.join(names)}",
-            {"when": when, "nodes": names, "frontier": list(session.frontier)},
-            session_id=session.id,
-            step=session.step,
-        )
-
-    def _fail(self, session: Session, error: _E, scope: ErrorScope) -> _E:
-        """Record `error` in the session's errors channel (marking it failed); return it."""
-        record_error(session, error, scope)
-        return error
-
-    def _node_failed(self, session: Session, step: int, failure: NodeFailure) -> NodeExecutionError:
-        record_error(
-            session,
-            failure.error,
-            ErrorScope.in_node(failure.node, step),
-            tags=("timeout",) if failure.timed_out else (),
-            context={"attempts": failure.attempts},
-        )
-        return NodeExecutionError(
-            f"node {failure.node!r} failed in step {step} after {failure.attempts} "
-            f"attempt(s): {type(failure.error).__name__}: {failure.error}",
-            node=failure.node,
-            step=step,
-            state=session.state,
-        )
-
-    async def _save(
-        self,
-        session: Session,
-        ran: tuple[str, ...] = (),
-        skipped: tuple[str, ...] = (),
-        updated: tuple[str, ...] = (),
-    ) -> None:
-        scope = ErrorScope.in_runner(session.id, session.step)
-        try:
-            await self.checkpointer.save(
-                session.checkpoint(self._graph_hash, ran, skipped, updated)
-            )
-        except CheckpointError as exc:
-            raise self._fail(session, exc, scope)  # noqa: B904 - it is the error itself
-        except Exception as exc:
-            error = CheckpointError(
-                f"saving step {session.step} of session {session.id!r} failed: {exc}"
-            )
-            raise self._fail(session, error, scope) from exc
+        return await superstep(self, session)
