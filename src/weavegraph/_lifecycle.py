@@ -98,7 +98,7 @@ def node_finished(session: str, step: int, node: str, duration_ms: float) -> Eve
     """Node `node` finished in `duration_ms`."""
     return _diag(
         NODE_FINISHED_SCOPE,
-        f"node {node} finished in {duration_ms:.3f} ms",
+        f"node {node} finished",
         session,
         node,
         step,
