@@ -137,3 +137,13 @@ def test_demo_streams_every_kind_of_event() -> None:
     assert len(ends) == 1
     assert ends[0].endswith("status=completed step=9")
     assert lines[-2] == "final answer after 3 drafts:"
+
+
+def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from weavegraph import demo
+    from weavegraph.__main__ import main
+
+    assert main(["demo", "--question", "Why barriers?"]) == 0
+    out = capsys.readouterr().out
+    assert "plan: planning searches for: Why barriers?" in out
+    assert out.rstrip().endswith(" ".join(n for s in demo.SOURCES.values() for n in s))
