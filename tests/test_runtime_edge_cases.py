@@ -215,3 +215,88 @@ def test_sum_keys_none_deletes_like_map_merge() -> None:
 
     assert reduce(FrozenDict({"n": 3, "m": 1}), {"n": None}) == {"m": 1}
     assert thaw(reduce(FrozenDict({"n": 3}), {"n": 2, "x": [1]})) == {"n": 5, "x": [1]}
+
+
+async def test_entry_straight_to_end() -> None:
+    b = GraphBuilder().add_node("a", recorder([], "a")).add_edge(START, END).add_edge(START, "a")
+    app = b.add_edge("a", END).compile()
+    runner = app.runner()
+    sid = await runner.create_session()
+    assert runner.session(sid).frontier == ("a",)
+    only_end = GraphBuilder().add_node("a", recorder([], "a"))
+    only_end.add_conditional_edges(START, lambda s: END, ["a", END]).add_edge("a", END)
+    assert (await only_end.compile().invoke()).versions["messages"] == 1
+
+
+async def test_pause_before_keeps_the_history_of_the_step_it_follows() -> None:
+    store = InMemoryCheckpointer()
+    runner = AppRunner(
+        chain("a", "b", log=[]).compile(), checkpointer=store, interrupt_before=["b"]
+    )
+    sid = await runner.create_session()
+    await runner.run_until_complete(sid)
+    latest = await store.load_latest(sid)
+    assert latest is not None
+    assert (latest.step, latest.ran_nodes, latest.status, latest.paused) == (
+        1,
+        ("a",),
+        "interrupted",
+        "before",
+    )
+    assert [cp.step for cp in await store.history(sid, ran_node="a")] == [1]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected_log"),
+    [({"interrupt_before": ["b"]}, ["a", "b", "c"]), ({"interrupt_after": ["a"]}, ["a", "b", "c"])],
+)
+async def test_a_pause_restored_in_a_new_runner_is_released_once(
+    options: dict[str, list[str]], expected_log: list[str]
+) -> None:
+    store = InMemoryCheckpointer()
+    log: list[str] = []
+    app = chain("a", "b", "c", log=log).compile()
+    first = AppRunner(app, checkpointer=store, **options)  # type: ignore[arg-type]
+    sid = await first.create_session(session_id="p")
+    await first.run_until_complete(sid)
+    assert log == ["a"]
+    second = AppRunner(app, checkpointer=store, **options)  # type: ignore[arg-type]
+    await second.resume("p")
+    assert log == expected_log
+    assert second.session("p").status == "completed"
+
+
+async def test_failing_reducer_leaves_the_state_untouched_and_keeps_the_cause() -> None:
+    from weavegraph import Message
+
+    b = GraphBuilder().add_node(
+        "a", recorder([], "a", NodePartial(messages=[Message.user("m")], extra={"n": "text"}))
+    )
+    b.add_edge(START, "a").add_edge("a", END)
+    b.with_reducers(ReducerRegistry().replace("extra", sum_keys("n")))
+    runner = b.compile().runner()
+    sid = await runner.create_session(VersionedState(extra={"n": 1}))
+    with pytest.raises(ReducerError):
+        await runner.run_until_complete(sid)
+    state = runner.session(sid).state
+    assert state.messages == ()
+    assert state.versions == {"messages": 1, "extra": 1, "errors": 2}
+    chain_ = [e.message for e in state.errors[0].error.chain()]
+    assert chain_[1].startswith("TypeError: unsupported operand")
+
+
+async def test_completion_at_step_zero_is_checkpointed() -> None:
+    store = InMemoryCheckpointer()
+    b = GraphBuilder().add_node("a", recorder([], "a"))
+    b.add_conditional_edges(START, lambda s: [], ["a", END]).add_edge("a", END)
+    runner = AppRunner(b.compile(), checkpointer=store)
+    sid = await runner.create_session()
+    await runner.run_until_complete(sid)
+    latest = await store.load_latest(sid)
+    assert latest is not None
+    assert (latest.step, latest.status) == (0, "completed")
+
+
+async def test_app_runner_rejects_zero_concurrency() -> None:
+    with pytest.raises(ValueError, match="max_concurrency must be at least 1; got 0"):
+        chain("a", log=[]).compile().runner(max_concurrency=0)

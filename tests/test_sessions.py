@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import recorder
 
+from helpers import recorder
 from weavegraph import (
     END,
     INVOCATION_END_SCOPE,

@@ -73,7 +73,7 @@ class App:
             event_bus=event_bus,
             recursion_limit=cfg.recursion_limit if recursion_limit is None else recursion_limit,
             lifecycle_events=cfg.lifecycle_events if lifecycle_events is None else lifecycle_events,
-            max_concurrency=max_concurrency or cfg.max_concurrency,
+            max_concurrency=cfg.max_concurrency if max_concurrency is None else max_concurrency,
             **options,
         )
         runner._owns_bus = owns_bus  # a bus made here is stopped by runner.aclose()
@@ -94,7 +94,7 @@ class App:
 
         Raises:
             NodeExecutionError, RecursionLimitError, RunTimeoutError, RoutingError,
-            CheckpointError: see `AppRunner.run_until_complete`.
+            ReducerError, CheckpointError: see `AppRunner.run_until_complete`.
         """
         # Without sinks nobody can ever read this run's private bus, so its lifecycle
         # diagnostics would be built for nothing. Node events are still published.

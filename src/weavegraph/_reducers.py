@@ -159,6 +159,7 @@ def apply_updates(
     Each changed channel's version goes up by exactly one, however many updates touched it.
     """
     changed: list[Channel] = []
+    values: list[JSONValue] = []
     for channel in CHANNELS:
         current = getattr(state, channel)
         value = current
@@ -172,8 +173,11 @@ def apply_updates(
         # One fold returns `current` itself when nothing changed; several may cancel out
         # (set then delete a key), which only a comparison can tell.
         if value is not current and (folds == 1 or value != current):
-            state._set(channel, value)
             changed.append(channel)
+            values.append(value)
+    # Only now that every reducer succeeded: a failing one leaves the state untouched.
+    for channel, value in zip(changed, values, strict=True):
+        state._set(channel, value)
     return tuple(changed)
 
 

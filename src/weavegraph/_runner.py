@@ -17,7 +17,7 @@ from ._graph import START, Graph
 from ._message import Message
 from ._node import NodePartial
 from ._reducers import apply_updates
-from ._session import Session, record_error, successors
+from ._session import Session, entry, record_error, successors
 from ._state import VersionedState
 from ._superstep import StepReport, save, superstep
 from .checkpoint import Checkpoint, Checkpointer, InMemoryCheckpointer
@@ -138,7 +138,7 @@ class AppRunner:
                 )
             return self._restore(checkpoint).id
         state = (state or VersionedState()).copy()
-        frontier = tuple(await successors(self.graph, START, None, state))
+        frontier = entry(await successors(self.graph, START, None, state))
         session = Session(session_id, state, 0, frontier)
         self._sessions[session_id] = session
         if self.autosave:
@@ -191,6 +191,7 @@ class AppRunner:
         session = Session.from_checkpoint(checkpoint)
         session.id = new_id
         session.status = "running" if session.frontier else "completed"
+        session.paused = None
         self._sessions[new_id] = session
         if self.autosave:
             await save(self, session)
@@ -204,8 +205,6 @@ class AppRunner:
                 "with the graph that made it"
             )
         session = Session.from_checkpoint(checkpoint)
-        if session.status == "interrupted":
-            session.paused = "before" if not checkpoint.ran_nodes else "after"
         self._sessions[session.id] = session
         return session
 
@@ -238,7 +237,7 @@ class AppRunner:
             apply_updates(session.state, [update], self.graph.reducers)
         if session.status == "completed":
             session.status = "running"
-            session.frontier = tuple(await successors(self.graph, START, None, session.state))
+            session.frontier = entry(await successors(self.graph, START, None, session.state))
         # A copy: the session's state goes on changing with the next input.
         return (await self._drive(session, timeout, INVOCATION_END_SCOPE)).copy()
 
@@ -302,7 +301,7 @@ class AppRunner:
                 raise
             error = RunTimeoutError(
                 f"session {session.id!r} ran longer than its timeout of {timeout:g} s "
-                f"(cancelled during step {session.step + 1})"
+                f"and was cancelled after {session.step} completed step(s)"
             )
             record_error(session, error, ErrorScope.in_runner(session.id, session.step + 1))
             raise error from exc

@@ -13,7 +13,7 @@ from ._node import NodePartial
 from ._state import VersionedState
 from .checkpoint import Checkpoint, RunStatus
 
-__all__ = ["Session", "next_frontier", "record_error", "successors"]
+__all__ = ["Session", "entry", "next_frontier", "record_error", "successors"]
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class Session:
         joins: per join key, the sources that ran since the join last fired.
         status: running, interrupted, completed, failed or cancelled.
         paused: where the last interrupt paused the run: before or after a step.
+        last: what the last completed step ran, skipped and updated (kept for its checkpoint).
     """
 
     id: str
@@ -37,6 +38,7 @@ class Session:
     joins: dict[str, frozenset[str]] = field(default_factory=dict)
     status: RunStatus = "running"
     paused: Literal["before", "after"] | None = None
+    last: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> Session:
@@ -48,16 +50,13 @@ class Session:
             checkpoint.frontier,
             {key: frozenset(sources) for key, sources in checkpoint.joins.items()},
             checkpoint.status,
+            checkpoint.paused,
+            (checkpoint.ran_nodes, checkpoint.skipped_nodes, checkpoint.updated_channels),
         )
 
-    def checkpoint(
-        self,
-        graph_hash: str,
-        ran: tuple[str, ...] = (),
-        skipped: tuple[str, ...] = (),
-        updated: tuple[str, ...] = (),
-    ) -> Checkpoint:
+    def checkpoint(self, graph_hash: str) -> Checkpoint:
         """A checkpoint of the session as it is now (its state copied)."""
+        ran, skipped, updated = self.last
         return Checkpoint(
             session_id=self.id,
             step=self.step,
@@ -68,12 +67,13 @@ class Session:
             skipped_nodes=skipped,
             updated_channels=updated,
             status=self.status,
+            paused=self.paused if self.status == "interrupted" else None,
             graph_hash=graph_hash,
         )
 
 
 def record_error(session: Session, exc: BaseException, scope: ErrorScope, **kw: object) -> None:
-    """Append `exc` to the session's errors channel and mark the session failed."""
+    """Append `exc` (with its causes) to the session's errors channel; mark the session failed."""
     state = session.state
     event = ErrorEvent.from_exception(exc, scope, **kw)  # type: ignore[arg-type]
     state._set("errors", (*state.errors, event))
@@ -118,6 +118,11 @@ async def next_frontier(
                 waiting[join.target] = None
     nxt.pop(END, None)
     return tuple(nxt), tuple(waiting)
+
+
+def entry(targets: Sequence[str]) -> tuple[str, ...]:
+    """The first frontier from START's routes: de-duplicated, in order, END left out."""
+    return tuple(t for t in dict.fromkeys(targets) if t != END)
 
 
 def _arrive(session: Session, join: JoinEdge, source: str) -> bool:

@@ -47,6 +47,8 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
     frontier = session.frontier
     if not frontier:
         session.status = "completed"
+        if runner.autosave:
+            await save(runner, session)
         return StepReport(session.step, (), (), (), (), "completed")
     step = session.step + 1
     if step > runner.recursion_limit:
@@ -87,6 +89,7 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
             f"merging the updates of step {step} ({', '.join(frontier)}) failed: "
             f"{type(exc).__name__}: {exc}"
         )
+        error.__cause__ = exc  # set before recording, so the record shows the cause
         raise fail(session, error, ErrorScope.in_scheduler(step)) from exc
     t2 = time.perf_counter()
     try:
@@ -94,12 +97,13 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
     except RoutingError as exc:
         raise fail(session, exc, ErrorScope.in_scheduler(step))  # noqa: B904
     session.step, session.frontier = step, following
+    session.last = (frontier, skipped, updated)
     if not following:
         session.status = "completed"
     elif not runner.interrupt_after.isdisjoint(frontier):
         session.status, session.paused = "interrupted", "after"
     if runner.autosave:
-        await save(runner, session, frontier, skipped, updated)
+        await save(runner, session)
     if lifecycle:
         t3 = time.perf_counter()
         bus.publish(
@@ -168,20 +172,16 @@ def _node_failed(session: Session, step: int, failure: NodeFailure) -> NodeExecu
     )
 
 
-async def save(
-    runner: AppRunner,
-    session: Session,
-    ran: tuple[str, ...] = (),
-    skipped: tuple[str, ...] = (),
-    updated: tuple[str, ...] = (),
-) -> None:
+async def save(runner: AppRunner, session: Session) -> None:
+    """Checkpoint the session as it is; a failure is recorded and raised as CheckpointError."""
     scope = ErrorScope.in_runner(session.id, session.step)
     try:
-        await runner.checkpointer.save(session.checkpoint(runner.graph_hash, ran, skipped, updated))
+        await runner.checkpointer.save(session.checkpoint(runner.graph_hash))
     except CheckpointError as exc:
         raise fail(session, exc, scope)  # noqa: B904 - it is the error itself
     except Exception as exc:
         error = CheckpointError(
             f"saving step {session.step} of session {session.id!r} failed: {exc}"
         )
+        error.__cause__ = exc  # set before recording, so the record shows the cause
         raise fail(session, error, scope) from exc

@@ -45,6 +45,8 @@ class Checkpoint:
             waiting for other sources).
         updated_channels: the channels whose version went up in this step.
         status: where the run stands after this step.
+        paused: for an interrupted run, whether it paused before the next step or after
+            this one (resuming runs the next step without pausing again in the first case).
         created_at: when the checkpoint was made (UTC).
         graph_hash: digest of the graph's shape, to notice a changed graph on resume.
     """
@@ -58,6 +60,7 @@ class Checkpoint:
     skipped_nodes: tuple[str, ...] = ()
     updated_channels: tuple[str, ...] = ()
     status: RunStatus = "running"
+    paused: Literal["before", "after"] | None = None
     created_at: datetime = field(default_factory=utc_now)
     graph_hash: str = ""
 
@@ -73,6 +76,7 @@ class Checkpoint:
             "skipped_nodes": list(self.skipped_nodes),
             "updated_channels": list(self.updated_channels),
             "status": self.status,
+            "paused": self.paused,
             "created_at": format_timestamp(self.created_at),
             "graph_hash": self.graph_hash,
         }
@@ -90,6 +94,7 @@ class Checkpoint:
             skipped_nodes=tuple(data["skipped_nodes"]),
             updated_channels=tuple(data["updated_channels"]),
             status=data["status"],
+            paused=data.get("paused"),
             created_at=parse_timestamp(data["created_at"]),
             graph_hash=data["graph_hash"],
         )
