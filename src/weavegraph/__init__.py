@@ -6,9 +6,6 @@ stream it with `App.invoke_streaming`), and watch its events through an `EventBu
 
 from ._app import App as App
 from ._builder import GraphBuilder as GraphBuilder
-from ._bus import DiagnosticsConfig as DiagnosticsConfig
-from ._bus import EventBus as EventBus
-from ._bus import EventBusConfig as EventBusConfig
 from ._config import RuntimeConfig as RuntimeConfig
 from ._error_event import ErrorEvent as ErrorEvent
 from ._error_event import ErrorScope as ErrorScope
@@ -31,11 +28,6 @@ from ._errors import SessionError as SessionError
 from ._errors import UnknownNodeError as UnknownNodeError
 from ._errors import UnreachableNodeError as UnreachableNodeError
 from ._errors import WeavegraphError as WeavegraphError
-from ._event import DIAGNOSTIC_SCOPE as DIAGNOSTIC_SCOPE
-from ._event import GAP_SCOPE as GAP_SCOPE
-from ._event import INVOCATION_END_SCOPE as INVOCATION_END_SCOPE
-from ._event import STREAM_END_SCOPE as STREAM_END_SCOPE
-from ._event import Event as Event
 from ._graph import END as END
 from ._graph import START as START
 from ._invoke import EventReceiver as EventReceiver
@@ -57,18 +49,34 @@ from ._reducers import map_merge as map_merge
 from ._reducers import sum_keys as sum_keys
 from ._runner import AppRunner as AppRunner
 from ._runner import StepReport as StepReport
-from ._sinks import ChannelSink as ChannelSink
-from ._sinks import EventSink as EventSink
-from ._sinks import JsonLinesSink as JsonLinesSink
-from ._sinks import LoggingSink as LoggingSink
-from ._sinks import MemorySink as MemorySink
-from ._sinks import StdOutSink as StdOutSink
 from ._state import StateSnapshot as StateSnapshot
 from ._state import VersionedState as VersionedState
-from ._stream import EventStream as EventStream
 from .checkpoint import Checkpoint as Checkpoint
 from .checkpoint import Checkpointer as Checkpointer
 from .checkpoint import InMemoryCheckpointer as InMemoryCheckpointer
+from .events import DIAGNOSTIC_SCOPE as DIAGNOSTIC_SCOPE
+from .events import GAP_SCOPE as GAP_SCOPE
+from .events import INVOCATION_END_SCOPE as INVOCATION_END_SCOPE
+from .events import LLM_CHUNK_SCOPE as LLM_CHUNK_SCOPE
+from .events import LLM_ERROR_SCOPE as LLM_ERROR_SCOPE
+from .events import LLM_FINAL_SCOPE as LLM_FINAL_SCOPE
+from .events import STREAM_END_SCOPE as STREAM_END_SCOPE
+from .events import BusMetrics as BusMetrics
+from .events import ChannelSink as ChannelSink
+from .events import DiagnosticsConfig as DiagnosticsConfig
+from .events import DiagnosticsStream as DiagnosticsStream
+from .events import Event as Event
+from .events import EventBus as EventBus
+from .events import EventBusConfig as EventBusConfig
+from .events import EventSink as EventSink
+from .events import EventStream as EventStream
+from .events import JsonLinesSink as JsonLinesSink
+from .events import LoggingSink as LoggingSink
+from .events import MemorySink as MemorySink
+from .events import SinkDiagnostic as SinkDiagnostic
+from .events import SinkHealth as SinkHealth
+from .events import StdOutSink as StdOutSink
+from .events import StreamClosedError as StreamClosedError
 
 __version__ = "0.1.0"
 
@@ -77,16 +85,21 @@ __all__ = [
     "END",
     "GAP_SCOPE",
     "INVOCATION_END_SCOPE",
+    "LLM_CHUNK_SCOPE",
+    "LLM_ERROR_SCOPE",
+    "LLM_FINAL_SCOPE",
     "START",
     "STREAM_END_SCOPE",
     "App",
     "AppRunner",
+    "BusMetrics",
     "ChannelSink",
     "Checkpoint",
     "CheckpointError",
     "Checkpointer",
     "DeadEndError",
     "DiagnosticsConfig",
+    "DiagnosticsStream",
     "DuplicateEdgeError",
     "DuplicateNodeError",
     "EdgeFromEndError",
@@ -125,9 +138,12 @@ __all__ = [
     "RunTimeoutError",
     "RuntimeConfig",
     "SessionError",
+    "SinkDiagnostic",
+    "SinkHealth",
     "StateSnapshot",
     "StdOutSink",
     "StepReport",
+    "StreamClosedError",
     "UnknownNodeError",
     "UnreachableNodeError",
     "VersionedState",

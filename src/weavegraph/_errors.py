@@ -19,6 +19,7 @@ Every error the library raises on purpose derives from one root::
     ├── SessionError                  an unknown session, or one that cannot run now
     ├── CheckpointError               a checkpoint could not be saved or loaded
     └── EventBusError                 the event bus was used in a way it cannot serve
+        └── StreamClosedError         a stream has ended and holds no more events
 """
 
 from __future__ import annotations

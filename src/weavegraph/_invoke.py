@@ -55,7 +55,7 @@ class InvocationHandle:
 
     def abort(self) -> None:
         """Cancel the run (it stops at its next await and cleans up)."""
-        if not self._started and not self._task.done():
+        if not self._started and not self._task.done() and not self._runner.event_bus.closed:
             # Cancelled before its first step, the task would never run its own cleanup.
             self._runner.event_bus.publish(stream_end(self.session_id, 0, "cancelled"))
         self._task.cancel()
