@@ -121,6 +121,8 @@ class EventBus:
             oldest ones.
         diagnostics: how sink failures are reported. `sink_health()` counts failures even when
             diagnostics are disabled.
+        first_id: the id of the first event. A run resumed in a new process continues the
+            ids of its durable event log with ``first_id=log.last_id(session) + 1``.
     """
 
     def __init__(
@@ -129,11 +131,13 @@ class EventBus:
         *,
         capacity: int = 1024,
         diagnostics: DiagnosticsConfig = _DEFAULT_DIAGNOSTICS,
+        first_id: int = 1,
     ) -> None:
         size = diagnostics.buffer_capacity
         if size is not None and (not isinstance(size, int) or size < 1):
             raise ValueError(f"diagnostics buffer_capacity must be a positive int; got {size!r}")
-        self._hub = Hub(capacity)
+        self._hub = Hub(capacity, first_id)
+        self._first_id = first_id
         self._config = diagnostics
         self._workers: list[SinkWorker] = []
         self._diagnostics: list[DiagnosticsStream] = []
@@ -151,6 +155,11 @@ class EventBus:
     def closed(self) -> bool:
         """True once stop() was called: publishing raises EventBusError."""
         return self._hub.closed
+
+    @property
+    def last_id(self) -> int:
+        """The id of the last event published (``first_id - 1`` before any)."""
+        return self._hub.last_id
 
     @property
     def capacity(self) -> int:
@@ -219,7 +228,7 @@ class EventBus:
             raise EventBusError("cannot add a sink to a stopped event bus")
         stream = EventStream(
             self._hub,
-            after=None if self._loop is not None else 0,
+            after=None if self._loop is not None else self._first_id - 1,
             until_stream_end=False,
             lossless=bool(getattr(sink, "lossless", False)),
             pressing=False,

@@ -67,14 +67,16 @@ class Hub:
         "readers",
     )
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, first_id: int = 1) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"event bus capacity must be a positive int; got {capacity!r}")
+        if not isinstance(first_id, int) or first_id < 1:
+            raise ValueError(f"event bus first_id must be a positive int; got {first_id!r}")
         self._capacity = capacity
         self._buf: list[Event] = []
-        self._base = 1  # id of _buf[0]
-        self._readable = 0  # every id up to this one is placed
-        self._ids = itertools.count(1)
+        self._base = first_id  # id of _buf[0]
+        self._readable = first_id - 1  # every id up to this one is placed
+        self._ids = itertools.count(first_id)
         self._holes: set[int] = set()
         self._ends: list[int] = []  # ids of retained STREAM_END events
         self._trim_at = 2 * capacity

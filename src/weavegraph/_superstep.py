@@ -71,7 +71,7 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
     lifecycle = runner.lifecycle_events
     if lifecycle:
         bus.publish(life.step_started(session.id, step, frontier))
-        published = bus.metrics().published
+        published = bus.last_id
     t0 = time.perf_counter()
     nodes = runner.graph.nodes
     context = StepContext(
@@ -115,7 +115,7 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
                 node_ms=(t1 - t0) * 1000.0,
                 merge_ms=(t2 - t1) * 1000.0,
                 checkpoint_ms=(t3 - t2) * 1000.0,
-                events=bus.metrics().published - published,
+                events=bus.last_id - published,
             )
         )
         if session.paused == "after":

@@ -497,3 +497,21 @@ async def test_no_task_or_thread_of_the_bus_outlives_stop() -> None:
     await bus.stop()
     assert ours() == []
     assert [h.handled for h in bus.sink_health()] == [1, 1, 1]
+
+
+async def test_first_id_continues_ids_and_sinks_see_no_false_gap() -> None:
+    from weavegraph import Event, EventBus, MemorySink
+
+    sink = MemorySink()
+    bus = EventBus([sink], first_id=501)
+    assert bus.last_id == 500
+    first = bus.publish(Event.node("s", "a"))
+    await bus.start()
+    second = bus.publish(Event.node("s", "b"))
+    late = bus.subscribe(after=500, until_stream_end=False)
+    await bus.stop()
+    assert (first.id, second.id, bus.last_id) == (501, 502, 502)
+    assert [e.id for e in sink.snapshot()] == [501, 502]
+    assert [e.id async for e in late] == [501, 502]
+    with pytest.raises(ValueError, match="first_id must be a positive int; got 0"):
+        EventBus(first_id=0)
