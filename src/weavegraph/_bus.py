@@ -238,6 +238,35 @@ class EventBus:
         if self._loop is not None:
             worker.start(self._loop)
 
+    def continue_ids(self, last_id: int) -> None:
+        """Number the next event ``last_id + 1``, continuing the ids of an earlier bus.
+
+        A run resumed in a new process calls this with its event log's last id, so its new
+        events follow the old ones instead of reusing their ids. Only possible on a fresh bus:
+        before `start()`, before the first event and before any subscriber (sinks are fine).
+
+        Raises:
+            EventBusError: the bus was already started, published or subscribed to.
+        """
+        hub = self._hub
+        fresh = hub.last_id == self._first_id - 1 and hub.readers == len(self._workers)
+        if self._loop is not None or not fresh:
+            raise EventBusError(
+                "continue_ids() must come before start(), the first event and any subscriber"
+            )
+        if last_id < self._first_id:
+            return
+        self._hub = Hub(hub.capacity, last_id + 1)
+        self._first_id = last_id + 1
+        for worker in self._workers:
+            worker.stream = EventStream(
+                self._hub,
+                after=last_id,
+                until_stream_end=False,
+                lossless=worker.stream._lossless,
+                pressing=False,
+            )
+
     def diagnostics(self) -> DiagnosticsStream:
         """A stream of the sink failures from now on; already closed if diagnostics are off."""
         config = self._config

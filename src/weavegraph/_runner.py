@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Self
 
 from . import _lifecycle as life
 from ._error_event import ErrorScope
-from ._errors import RunTimeoutError, SessionError
+from ._errors import EventBusError, RunTimeoutError, SessionError
 from ._event import INVOCATION_END_SCOPE, STREAM_END_SCOPE
 from ._graph import START, Graph
 from ._message import Message
@@ -20,7 +20,7 @@ from ._reducers import apply_updates
 from ._session import Session, entry, record_error, successors
 from ._state import VersionedState
 from ._superstep import StepReport, save, superstep
-from .checkpoint import Checkpoint, Checkpointer, InMemoryCheckpointer
+from .checkpoint import Checkpoint, Checkpointer, EventLog, EventLogSink, InMemoryCheckpointer
 
 if TYPE_CHECKING:
     from ._app import App
@@ -47,6 +47,8 @@ class AppRunner:
         interrupt_before: node names; the run pauses before a step that would run one of them.
         interrupt_after: node names; the run pauses after a step that ran one of them.
         lifecycle_events: publish run/step/node start and finish diagnostics.
+        event_log: a durable log every event of the bus is written to (losslessly). A session
+            resumed on a fresh bus continues the event ids of its log.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class AppRunner:
         interrupt_before: Iterable[str] = (),
         interrupt_after: Iterable[str] = (),
         lifecycle_events: bool = True,
+        event_log: EventLog | None = None,
     ) -> None:
         from ._bus import EventBus
 
@@ -84,6 +87,9 @@ class AppRunner:
         self.lifecycle_events = lifecycle_events
         self._sessions: dict[str, Session] = {}
         self._iterative: set[str] = set()
+        self.event_log = event_log
+        if event_log is not None:
+            self.event_bus.add_sink(EventLogSink(event_log))
 
     def _known(self, names: Iterable[str], option: str) -> frozenset[str]:
         names = list(names)
@@ -136,6 +142,7 @@ class AppRunner:
                     f"session {session_id!r} already has checkpoints (latest step "
                     f"{checkpoint.step}); pass no state to continue it, or use another id"
                 )
+            await self._continue_events(session_id)
             return self._restore(checkpoint).id
         state = (state or VersionedState()).copy()
         frontier = entry(await successors(self.graph, START, None, state))
@@ -168,6 +175,7 @@ class AppRunner:
             checkpoint = await self.checkpointer.load_latest(session_id)
             if checkpoint is None:
                 raise SessionError(f"no checkpoint of session {session_id!r} to resume from")
+            await self._continue_events(session_id)
             self._restore(checkpoint)
         session = self.session(session_id)
         if session.status in _OVER:
@@ -196,6 +204,24 @@ class AppRunner:
         if self.autosave:
             await save(self, session)
         return new_id
+
+    async def _continue_events(self, session_id: str) -> None:
+        """Make this bus's next event id follow the session's logged events."""
+        if self.event_log is None:
+            return
+        await self.event_log.setup()
+        logged = await self.event_log.last_id(session_id)
+        bus = self.event_bus
+        if logged <= bus.last_id:
+            return
+        try:
+            bus.continue_ids(logged)
+        except EventBusError:
+            raise SessionError(
+                f"session {session_id!r} has {logged} logged events but this runner's bus "
+                "is already in use; resume it with a new runner (or a new EventBus) so that "
+                f"its event ids continue after {logged}"
+            ) from None
 
     def _restore(self, checkpoint: Checkpoint) -> Session:
         if checkpoint.graph_hash and checkpoint.graph_hash != self.graph_hash:
