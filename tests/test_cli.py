@@ -158,3 +158,41 @@ def test_live_view_under_a_pseudo_terminal() -> None:
     assert "running" in screen  # progress was shown while the run went on
     assert "completed at step 9, 120 events, 0 dropped" in screen
     assert "draft-2" in screen
+
+
+def test_checkpoints_and_resume_after_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "broken"
+    marker.write_text("yes")
+    script = tmp_path / "flaky_flow.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from weavegraph import END, START, GraphBuilder, NodePartial\n"
+        f"MARKER = Path({str(marker)!r})\n"
+        "async def first(s, ctx):\n"
+        "    return NodePartial(extra={'first': True})\n"
+        "async def second(s, ctx):\n"
+        "    if MARKER.exists():\n"
+        "        raise RuntimeError('service down')\n"
+        "    return NodePartial(extra={'second': True})\n"
+        "app = (GraphBuilder().add_node('first', first).add_node('second', second)\n"
+        "       .add_edge(START, 'first').add_edge('first', 'second').add_edge('second', END))\n"
+    )
+    db = str(tmp_path / "runs.sqlite")
+    out = io.StringIO()
+    target = f"{script}:app"
+    assert main(["run", target, "--plain", "--checkpoints", db], out=out) == 1
+    session = out.getvalue().splitlines()[-1].split()[1]
+    assert "service down" in capsys.readouterr().err
+    marker.unlink()
+    again = io.StringIO()
+    assert (
+        main(["run", target, "--plain", "--checkpoints", db, "--resume", session], out=again) == 0
+    )
+    text = again.getvalue()
+    assert "node first started" not in text  # step 1 was done: it does not run again
+    assert "node second started" in text
+    assert 'extra: {"first": true, "second": true}' in text
+    assert text.splitlines()[-1] == f"session {session} is saved in {db}"
+    assert main(["run", target, "--checkpoints", db, "--resume", "nope"], out=io.StringIO()) == 1

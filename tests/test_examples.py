@@ -123,8 +123,9 @@ def test_every_example_has_a_run_line(path: Path) -> None:
     assert f"Run: python examples/{path.name}" in path.read_text()
 
 
-def test_demo_streams_every_kind_of_event() -> None:
-    lines = run("-m", "weavegraph", "demo").splitlines()
+def test_demo_streams_every_kind_of_event(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite"
+    lines = run("-m", "weavegraph", "demo", "--checkpoints", str(db)).splitlines()
     started = [line for line in lines if "__weavegraph_node_started__" in line]
     assert sum(line.endswith("node synthesize started") for line in started) == 1
     assert sum(line.endswith("node draft started") for line in started) == 3
@@ -138,13 +139,17 @@ def test_demo_streams_every_kind_of_event() -> None:
     assert len(ends) == 1
     assert ends[0].endswith("status=completed step=9")
     assert lines[lines.index("") + 1].startswith("completed at step 9, 120 events, 0 dropped")
+    assert lines[-1].startswith("session ")
+    assert lines[-1].endswith(f" is saved in {db}")
+    assert db.exists()
 
 
-def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from weavegraph import demo
     from weavegraph.__main__ import main
 
-    assert main(["demo", "--input", "Why barriers?", "--plain"]) == 0
+    db = str(tmp_path / "d.sqlite")
+    assert main(["demo", "--input", "Why barriers?", "--plain", "--checkpoints", db]) == 0
     out = capsys.readouterr().out
     assert "plan: planning searches for: Why barriers?" in out
     answer = " ".join(n for s in demo.SOURCES.values() for n in s)

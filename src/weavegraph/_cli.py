@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -11,10 +12,11 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ._app import App
-from ._errors import WeavegraphError
+from ._errors import SessionError, WeavegraphError
 from ._load import load_app
 from ._message import Message
 from ._progress import RunView, live_table, plain_line
+from ._runner import AppRunner
 from ._state import VersionedState
 
 __all__ = ["main", "parse_input"]
@@ -50,6 +52,16 @@ def _run_options(command: argparse.ArgumentParser) -> None:
     output.add_argument("--json", action="store_true", help="print events as JSON Lines")
     output.add_argument("--plain", action="store_true", help="one line per event, no live view")
     command.add_argument("--timeout", type=float, default=None, help="seconds the run may take")
+    command.add_argument(
+        "--checkpoints",
+        metavar="PATH",
+        default=DEMO_CHECKPOINTS if command.prog.endswith(" demo") else None,
+        help="an SQLite file for checkpoints and events (in memory if not given; the demo "
+        f"uses {DEMO_CHECKPOINTS})",
+    )
+    command.add_argument(
+        "--resume", metavar="SESSION", help="continue this session from its last checkpoint"
+    )
 
 
 def parse_input(text: str | None) -> VersionedState:
@@ -83,8 +95,35 @@ def parse_input(text: str | None) -> VersionedState:
 
 
 async def _run(app: App, state: VersionedState, args: argparse.Namespace, out: TextIO) -> int:
-    runner = app.runner()
-    session = await runner.create_session(state)
+    async with contextlib.AsyncExitStack() as stack:
+        store = log = None
+        if args.checkpoints:
+            from .checkpoint import SQLiteCheckpointer, SQLiteEventLog
+
+            store = await stack.enter_async_context(SQLiteCheckpointer(args.checkpoints))
+            log = await stack.enter_async_context(SQLiteEventLog(args.checkpoints))
+        runner = app.runner(checkpointer=store, event_log=log)
+        try:
+            if args.resume:
+                if await runner.checkpointer.load_latest(args.resume) is None:
+                    where = args.checkpoints or "memory (pass --checkpoints PATH)"
+                    raise SessionError(f"no checkpoint of session {args.resume!r} in {where}")
+                session = await runner.create_session(session_id=args.resume)
+            else:
+                session = await runner.create_session(state)
+        except WeavegraphError as exc:
+            await runner.aclose()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        code = await _follow(runner, session, args, out)
+        if args.checkpoints and not args.json:
+            out.write(f"session {session} is saved in {args.checkpoints}\n")
+        return code
+
+
+async def _follow(runner: AppRunner, session: str, args: argparse.Namespace, out: TextIO) -> int:
+    """Run the session while drawing its events; print the final state."""
+    app = runner.app
     stream = runner.event_bus.subscribe(session_id=session, lossless=True)
     view = RunView.for_nodes(app.graph.nodes)
     mode = "json" if args.json else "plain" if args.plain or not out.isatty() else "live"
