@@ -13,6 +13,7 @@ from ._event import (
     LLM_FINAL_SCOPE,
     RESERVED_METADATA_KEYS,
     Event,
+    EventKind,
 )
 from ._json import JSONValue
 from ._message import Message
@@ -130,49 +131,29 @@ class NodeContext:
 
     def emit(self, scope: str, message: str, **metadata: JSONValue) -> Event:
         """Publish a node event now (never blocks); returns it with its id."""
-        if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
-            _reject_reserved(metadata)
-        return self._bus.publish(
-            Event(
-                "node",
-                scope,
-                message,
-                metadata or None,
-                session_id=self.session_id,
-                node_id=self.node,
-                step=self.step,
-            )
-        )
+        return self._bus.publish(self._event("node", scope, message, metadata))
 
     async def emit_async(self, scope: str, message: str, **metadata: JSONValue) -> Event:
         """Publish a node event, waiting while a lossless reader is a full buffer behind."""
+        return await self._bus.publish_async(self._event("node", scope, message, metadata))
+
+    def emit_diagnostic(self, scope: str, message: str, **metadata: JSONValue) -> Event:
+        """Publish a diagnostic about this node's work."""
+        return self._bus.publish(self._event("diagnostic", scope, message, metadata))
+
+    def _event(
+        self, kind: EventKind, scope: str, message: str, metadata: dict[str, JSONValue]
+    ) -> Event:
         if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
             _reject_reserved(metadata)
-        event = Event(
-            "node",
+        return Event(
+            kind,
             scope,
             message,
             metadata or None,
             session_id=self.session_id,
             node_id=self.node,
             step=self.step,
-        )
-        return await self._bus.publish_async(event)
-
-    def emit_diagnostic(self, scope: str, message: str, **metadata: JSONValue) -> Event:
-        """Publish a diagnostic about this node's work."""
-        if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
-            _reject_reserved(metadata)
-        return self._bus.publish(
-            Event(
-                "diagnostic",
-                scope,
-                message,
-                metadata or None,
-                session_id=self.session_id,
-                node_id=self.node,
-                step=self.step,
-            )
         )
 
     def emit_llm_chunk(
