@@ -196,3 +196,44 @@ def test_checkpoints_and_resume_after_a_failure(
     assert 'extra: {"first": true, "second": true}' in text
     assert text.splitlines()[-1] == f"session {session} is saved in {db}"
     assert main(["run", target, "--checkpoints", db, "--resume", "nope"], out=io.StringIO()) == 1
+
+
+def test_serve_runs_the_web_server(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    from services import free_port
+
+    port = free_port()
+    command = ["serve", HELLO, "--port", str(port), "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "weavegraph", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.05)
+        created = httpx.post(f"{base}/runs", json={"input": "Hi"}, timeout=5)
+        assert created.status_code == 201
+        session = created.json()["session_id"]
+        with httpx.stream("GET", f"{base}/runs/{session}/events", timeout=10) as response:
+            lines = [line for line in response.iter_lines() if line.startswith("event:")]
+        assert lines
+        assert set(lines) == {"event: workflow-event"}
+        assert httpx.get(f"{base}/graph", timeout=5).text.startswith("flowchart TD")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert out.decode().startswith(f"serving 1 nodes on http://127.0.0.1:{port}/")

@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(run)
     demo = commands.add_parser("demo", help="run the demo workflow (a research assistant)")
     _run_options(demo)
+    serve = commands.add_parser("serve", help="serve a graph over HTTP with its live run page")
+    serve.add_argument("target", help="package.module:app or path/file.py:app")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on")
+    serve.add_argument("--data-dir", default=".weavegraph", help="folder of the durable event log")
     graph = commands.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="package.module:app or path/file.py:app")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -180,6 +185,15 @@ def _print_final(state: VersionedState, view: RunView, out: TextIO) -> None:
     out.flush()
 
 
+def _serve(app: App, args: argparse.Namespace, out: TextIO) -> int:
+    from .web import serve_sync
+
+    out.write(f"serving {len(app.graph.nodes)} nodes on http://{args.host}:{args.port}/\n")
+    out.flush()
+    serve_sync(app, host=args.host, port=args.port, data_dir=args.data_dir)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the `weavegraph` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -189,6 +203,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             app = load_app(args.target)
             out.write(app.to_mermaid() if args.format == "mermaid" else app.to_dot())
             return 0
+        if args.command == "serve":
+            return _serve(load_app(args.target), args, out)
         target = DEMO_TARGET if args.command == "demo" else args.target
         app = load_app(target)
         state = parse_input(args.input)
