@@ -17,6 +17,7 @@ from ._errors import DuplicateEdgeError as DuplicateEdgeError
 from ._errors import DuplicateNodeError as DuplicateNodeError
 from ._errors import EdgeFromEndError as EdgeFromEndError
 from ._errors import EventBusError as EventBusError
+from ._errors import EventLogError as EventLogError
 from ._errors import GraphCompileError as GraphCompileError
 from ._errors import NodeExecutionError as NodeExecutionError
 from ._errors import NoEntryError as NoEntryError
@@ -109,6 +110,7 @@ __all__ = [
     "EventBus",
     "EventBusConfig",
     "EventBusError",
+    "EventLogError",
     "EventReceiver",
     "EventSink",
     "EventStream",

@@ -18,6 +18,7 @@ Every error the library raises on purpose derives from one root::
     ├── RunTimeoutError               a run took longer than its timeout
     ├── SessionError                  an unknown session, or one that cannot run now
     ├── CheckpointError               a checkpoint could not be saved or loaded
+    ├── EventLogError                 the durable event log could not store or read events
     └── EventBusError                 the event bus was used in a way it cannot serve
         └── StreamClosedError         a stream has ended and holds no more events
 """
@@ -37,6 +38,7 @@ __all__ = [
     "DuplicateNodeError",
     "EdgeFromEndError",
     "EventBusError",
+    "EventLogError",
     "GraphCompileError",
     "NoEntryError",
     "NodeExecutionError",
@@ -132,6 +134,11 @@ class SessionError(WeavegraphError):
 
 class CheckpointError(WeavegraphError):
     """A checkpoint could not be saved or loaded; the backend's error is the `__cause__`."""
+
+
+class EventLogError(WeavegraphError):
+    """The durable event log could not store or read events; the backend's error is the
+    `__cause__`."""
 
 
 class EventBusError(WeavegraphError):

@@ -65,6 +65,7 @@ def rich_checkpoint() -> Checkpoint:
         skipped_nodes=("summarise",),
         updated_channels=("messages", "extra", "errors"),
         status="interrupted",
+        paused="before",
         created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
         graph_hash="sha256:0123abcd",
     )
@@ -87,6 +88,7 @@ async def test_every_field_round_trips(backend: Backend, store: Checkpointer) ->
         assert loaded.created_at.tzinfo is UTC
         assert loaded.created_at.microsecond == 678901
         assert loaded.joins == {"fetch+rank->summarise": ("rank",), "a+b->c": ()}
+        assert (loaded.status, loaded.paused) == ("interrupted", "before")
         assert await reader.load(original.session_id, 6) == original
 
 

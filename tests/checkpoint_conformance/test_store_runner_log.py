@@ -42,3 +42,32 @@ async def test_runner_logs_every_event_and_a_resumed_run_continues_the_ids(tmp_p
         with pytest.raises(SessionError, match="resume it with a new runner"):
             await busy.resume("s")
         await busy.aclose()
+
+
+@pytest.mark.parametrize("option", ["interrupt_before", "interrupt_after"])
+async def test_a_pause_survives_a_restart_on_sqlite(tmp_path: Path, option: str) -> None:
+    from weavegraph import END, START, AppRunner, GraphBuilder, NodePartial
+    from weavegraph.checkpoint import SQLiteCheckpointer
+
+    ran: list[str] = []
+
+    async def step(snapshot, ctx):  # type: ignore[no-untyped-def]
+        ran.append(ctx.node)
+        return NodePartial()
+
+    b = GraphBuilder().add_node("a", step).add_node("b", step).add_node("c", step)
+    app = b.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END).compile()
+    pause = {option: ["b" if option == "interrupt_before" else "a"]}
+    path = tmp_path / "p.sqlite"
+    async with SQLiteCheckpointer(path) as store:
+        first = AppRunner(app, checkpointer=store, **pause)  # type: ignore[arg-type]
+        await first.create_session(session_id="p")
+        await first.run_until_complete("p")
+    assert ran == ["a"]
+    async with SQLiteCheckpointer(path) as store:
+        latest = await store.load_latest("p")
+        assert latest is not None
+        assert latest.paused == ("before" if option == "interrupt_before" else "after")
+        second = AppRunner(app, checkpointer=store, **pause)  # type: ignore[arg-type]
+        await second.resume("p")
+    assert ran == ["a", "b", "c"]

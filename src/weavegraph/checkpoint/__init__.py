@@ -15,7 +15,7 @@ from ._eventlog import EventLogError as EventLogError
 from ._eventlog import EventLogSink as EventLogSink
 from ._memory import InMemoryCheckpointer as InMemoryCheckpointer
 from ._sqlite import SQLiteCheckpointer as SQLiteCheckpointer
-from ._sqlite import SQLiteEventLog as SQLiteEventLog
+from ._sqlite_events import SQLiteEventLog as SQLiteEventLog
 
 if TYPE_CHECKING:
     from ._postgres import PostgresCheckpointer as PostgresCheckpointer

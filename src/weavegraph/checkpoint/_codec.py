@@ -77,6 +77,14 @@ def checkpoint_fields(checkpoint: Checkpoint) -> tuple[str, str, str, str, str, 
     )
 
 
+def status_text(checkpoint: Checkpoint) -> str:
+    """The status column: the status, and for a paused run where it paused
+    (``interrupted:before``), so that a restart releases the pause exactly once."""
+    if checkpoint.paused is None:
+        return checkpoint.status
+    return f"{checkpoint.status}:{checkpoint.paused}"
+
+
 def _names(names: tuple[str, ...]) -> str:
     # The same text as dumps(list(names)) at a fraction of the cost: a save encodes four of
     # these, and each JSONEncoder call has a fixed overhead larger than the work here.
@@ -108,6 +116,7 @@ def make_checkpoint(
         CheckpointError: a channel value the row refers to is not stored.
     """
     frontier, joins, ran, skipped, updated = lists
+    status, _, paused = status.partition(":")
     try:
         state = {name: {"version": v, "value": values[name, v]} for name, v in versions.items()}
     except KeyError as exc:
@@ -125,6 +134,7 @@ def make_checkpoint(
         skipped_nodes=tuple(skipped),
         updated_channels=tuple(updated),
         status=status,  # type: ignore[arg-type]  # written from a RunStatus
+        paused=paused or None,  # type: ignore[arg-type]  # written by status_text
         created_at=created_at,
         graph_hash=graph_hash,
     )

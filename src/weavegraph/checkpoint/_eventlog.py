@@ -13,14 +13,10 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from .._errors import WeavegraphError
+from .._errors import EventLogError
 from .._event import Event
 
 __all__ = ["EventLog", "EventLogError", "EventLogSink", "check_limit", "event_rows"]
-
-
-class EventLogError(WeavegraphError):
-    """An event log could not store or read events; the backend's error is the `__cause__`."""
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from ._codec import (
     conflict,
     make_checkpoint,
     needed_values,
+    status_text,
 )
 from ._eventlog import EventLogError, check_limit, event_rows
 from ._migrations import CHECKPOINTS, EVENTS
@@ -143,7 +144,7 @@ class PostgresCheckpointer:
                     texts = [self._written.encode(session, state, c) for c, _ in new]
                     await _insert_values(conn, session, new, texts)
                 fields = checkpoint_fields(checkpoint)
-                params = (session, step, *fields, checkpoint.status, checkpoint.created_at,
+                params = (session, step, *fields, status_text(checkpoint), checkpoint.created_at,
                           checkpoint.graph_hash)  # fmt: skip
                 await execute(conn, _CHECKPOINTS, _UPSERT, params)
         final = checkpoint.status in FINAL_STATUSES

@@ -23,7 +23,7 @@ from .._errors import WeavegraphError
 from .._time import format_timestamp, utc_now
 from ._migrations import MIGRATIONS_TABLE, SQLITE, Component
 
-__all__ = ["SQLiteDatabase", "transaction"]
+__all__ = ["SQLiteDatabase", "nothing", "transaction"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=WeavegraphError)
@@ -314,3 +314,7 @@ def _applied(conn: sqlite3.Connection) -> dict[str, set[int]]:
         for component, version in conn.execute("SELECT component, version FROM migrations"):
             applied.setdefault(component, set()).add(version)
     return applied
+
+
+def nothing(conn: sqlite3.Connection) -> None:
+    """A call that only opens (and migrates) the database."""
