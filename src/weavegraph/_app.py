@@ -156,7 +156,8 @@ class App:
         """
         runner = self.runner()
         session_id = uuid.uuid4().hex
-        stream = runner.event_bus.subscribe(session_id=session_id)
+        # The bus is this run's own: no filter is needed to keep other runs out.
+        stream = runner.event_bus.subscribe()
         return InvocationHandle(runner, state, session_id, timeout), stream
 
 
