@@ -34,7 +34,8 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/event_bus_throughput.py
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis
