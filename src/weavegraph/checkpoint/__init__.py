@@ -1,7 +1,8 @@
 """Checkpointers: where a run's state is kept after every step; and the durable event log.
 
-The PostgreSQL backends need the ``postgres`` extra (``pip install 'weavegraph[postgres]'``);
-they are imported on first access, so importing this package never needs psycopg.
+The PostgreSQL backends need the ``postgres`` extra (``pip install 'weavegraph[postgres]'``).
+The database backends are imported on first access, so importing this package needs neither
+psycopg nor sqlite3 (which keeps `import weavegraph` fast).
 """
 
 from typing import TYPE_CHECKING
@@ -14,12 +15,12 @@ from ._eventlog import EventLog as EventLog
 from ._eventlog import EventLogError as EventLogError
 from ._eventlog import EventLogSink as EventLogSink
 from ._memory import InMemoryCheckpointer as InMemoryCheckpointer
-from ._sqlite import SQLiteCheckpointer as SQLiteCheckpointer
-from ._sqlite_events import SQLiteEventLog as SQLiteEventLog
 
 if TYPE_CHECKING:
     from ._postgres import PostgresCheckpointer as PostgresCheckpointer
     from ._postgres import PostgresEventLog as PostgresEventLog
+    from ._sqlite import SQLiteCheckpointer as SQLiteCheckpointer
+    from ._sqlite_events import SQLiteEventLog as SQLiteEventLog
 
 __all__ = [
     "ANY_STEP",
@@ -36,15 +37,22 @@ __all__ = [
     "SQLiteEventLog",
 ]
 
-_LAZY = frozenset({"PostgresCheckpointer", "PostgresEventLog"})
+_LAZY = {
+    "PostgresCheckpointer": "_postgres",
+    "PostgresEventLog": "_postgres",
+    "SQLiteCheckpointer": "_sqlite",
+    "SQLiteEventLog": "_sqlite_events",
+}
 
 
 def __getattr__(name: str) -> object:
-    # psycopg is an optional dependency: import the PostgreSQL backends only when asked for.
-    if name in _LAZY:
-        from . import _postgres
+    # Database backends load only when asked for: psycopg is optional, and sqlite3 and its
+    # helpers cost import time that most users of `import weavegraph` never need.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        value: object = getattr(_postgres, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
