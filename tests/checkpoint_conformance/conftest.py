@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from services import ServiceError, postgres_server
+from store_backends import Backend
 from weavegraph.checkpoint import (
     Checkpointer,
     InMemoryCheckpointer,
@@ -57,22 +57,6 @@ def postgres_dsn(postgres_admin_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_admin_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Backend:
-    """One storage backend: `open()` gives a checkpointer on the same storage each time
-    (a new object, like another process or a restart; the in-memory one is shared)."""
-
-    name: str
-    make: Callable[[], Checkpointer]
-    opened: list[Checkpointer] = field(default_factory=list)
-
-    async def open(self) -> Checkpointer:
-        store = self.make()
-        await store.setup()
-        self.opened.append(store)
-        return store
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Backend
 
+from store_backends import Backend
 from weavegraph import (
     CheckpointError,
     ErrorEvent,

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from .._errors import CheckpointError
 from ._base import ANY_STEP, Checkpoint, _AnyStep
+from ._resource import AsyncResource
 
 __all__ = ["InMemoryCheckpointer", "select_history"]
 
 
-class InMemoryCheckpointer:
+class InMemoryCheckpointer(AsyncResource):
     """Keeps each session's full step history in memory (lost when the process ends)."""
 
     __slots__ = ("_sessions", "_steps")
@@ -27,18 +26,6 @@ class InMemoryCheckpointer:
 
     async def aclose(self) -> None:
         """Nothing to release; the checkpoints stay readable."""
-
-    async def __aenter__(self) -> Self:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def save(
         self, checkpoint: Checkpoint, *, expected_step: int | _AnyStep | None = ANY_STEP

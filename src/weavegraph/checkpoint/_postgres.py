@@ -11,8 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from .._errors import CheckpointError
 from .._event import Event
@@ -31,6 +30,7 @@ from ._codec import (
 from ._eventlog import EventLogError, check_limit, event_rows
 from ._migrations import CHECKPOINTS, EVENTS
 from ._postgres_db import Connection, PostgresDatabase, execute
+from ._resource import AsyncResource
 
 __all__ = ["PostgresCheckpointer", "PostgresEventLog"]
 
@@ -68,7 +68,7 @@ _VALUES_OF = (
 )
 
 
-class PostgresCheckpointer:
+class PostgresCheckpointer(AsyncResource):
     """Keeps every step's checkpoint of every session in PostgreSQL.
 
     Args:
@@ -114,18 +114,6 @@ class PostgresCheckpointer:
     async def aclose(self) -> None:
         """Close the pool. Safe to call twice."""
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -292,7 +280,7 @@ def _checkpoint(row: tuple[Any, ...], values: Mapping[ChannelKey, JSONValue]) ->
 _EVENTS = "weavegraph_events"
 
 
-class PostgresEventLog:
+class PostgresEventLog(AsyncResource):
     """An event log in PostgreSQL (table ``weavegraph_events``), for many processes.
 
     Args:
@@ -326,18 +314,6 @@ class PostgresEventLog:
     async def aclose(self) -> None:
         """Close the pool. Safe to call twice."""
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def append(self, events: Sequence[Event]) -> None:
         """Store events in one statement (already stored (session, id) pairs are kept)."""

@@ -16,8 +16,6 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Self
 
 from .._errors import CheckpointError
 from .._json import JSONValue
@@ -34,6 +32,7 @@ from ._codec import (
     status_text,
 )
 from ._migrations import CHECKPOINTS
+from ._resource import AsyncResource
 from ._sqlite_db import SQLiteDatabase, nothing, transaction
 
 __all__ = ["SQLiteCheckpointer"]
@@ -45,7 +44,7 @@ _COLUMNS = (
 _Row = tuple[str, int, str, str, str, str, str, str, str, str, str]
 
 
-class SQLiteCheckpointer:
+class SQLiteCheckpointer(AsyncResource):
     """Keeps every step's checkpoint of every session in an SQLite file (WAL mode).
 
     All database work runs on one thread that owns the connection, so the event loop never
@@ -101,18 +100,6 @@ class SQLiteCheckpointer:
     async def aclose(self) -> None:
         """Close the connection and stop the thread. Safe to call twice."""
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -6,19 +6,18 @@ import functools
 import os
 import sqlite3
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from .._errors import EventLogError
 from .._event import Event
 from ._eventlog import check_limit, event_rows
 from ._migrations import EVENTS
+from ._resource import AsyncResource
 from ._sqlite_db import SQLiteDatabase, nothing, transaction
 
 __all__ = ["SQLiteEventLog"]
 
 
-class SQLiteEventLog:
+class SQLiteEventLog(AsyncResource):
     """An event log in an SQLite file (table ``events``); may share the file of a
     `SQLiteCheckpointer`. Work runs on one thread of its own, like the checkpointer's.
 
@@ -60,18 +59,6 @@ class SQLiteEventLog:
     async def aclose(self) -> None:
         """Close the connection and stop the thread. Safe to call twice."""
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        await self.setup()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def append(self, events: Sequence[Event]) -> None:
         """Store events in one transaction (already stored (session, id) pairs are kept)."""

@@ -5,16 +5,15 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from ..checkpoint._eventlog import check_limit, event_rows
+from ..checkpoint._resource import AsyncResource
 from ..events import Event
 
 __all__ = ["InMemoryEventLog"]
 
 
-class InMemoryEventLog:
+class InMemoryEventLog(AsyncResource):
     """An event log in memory: nothing survives the process.
 
     It keeps the `Event` objects themselves (treat them as read-only), per session, in id order.
@@ -38,17 +37,6 @@ class InMemoryEventLog:
 
     async def aclose(self) -> None:
         """Nothing to release; the events stay readable."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def append(self, events: Sequence[Event]) -> None:
         """Store published events; a (session, id) already stored keeps the stored event."""
