@@ -53,6 +53,8 @@ _KINDS = ("node", "diagnostic", "llm")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _EMPTY: dict[str, Any] = {}
+_new = object.__new__
+_time_ns = time.time_ns
 
 
 class Event:
@@ -162,6 +164,32 @@ class Event:
             stream_id=stream_id,
             is_final=is_final,
         )
+
+    @classmethod
+    def _fast(
+        cls,
+        kind: EventKind,
+        scope: str,
+        message: str,
+        metadata: Mapping[str, JSONValue],
+        session_id: str | None,
+        node_id: str | None,
+        step: int | None,
+    ) -> Event:
+        """`Event(...)` without the keyword plumbing, for the emit hot path (no LLM fields)."""
+        event: Event = _new(cls)
+        event.kind = kind
+        event.scope = scope
+        event.message = message
+        event.metadata = metadata
+        event.session_id = session_id
+        event.node_id = node_id
+        event.step = step
+        event.stream_id = None
+        event.is_final = False
+        event.ts_us = _time_ns() // 1000
+        event.id = 0
+        return event
 
     # -- views --------------------------------------------------------------------------------
 

@@ -146,15 +146,7 @@ class NodeContext:
     ) -> Event:
         if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
             _reject_reserved(metadata)
-        return Event(
-            kind,
-            scope,
-            message,
-            metadata or None,
-            session_id=self.session_id,
-            node_id=self.node,
-            step=self.step,
-        )
+        return Event._fast(kind, scope, message, metadata, self.session_id, self.node, self.step)
 
     def emit_llm_chunk(
         self, chunk: str, *, stream_id: str | None = None, **metadata: JSONValue
