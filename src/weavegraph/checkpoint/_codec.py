@@ -140,6 +140,33 @@ def make_checkpoint(
     )
 
 
+def history_where(
+    session_id: str,
+    from_step: int | None,
+    to_step: int | None,
+    ran_node: str | None,
+    *,
+    mark: str,
+    ran_test: str,
+) -> tuple[str, list[object]]:
+    """The WHERE clause and parameters of a history query, in either dialect.
+
+    Args:
+        mark: the dialect's parameter placeholder (``?`` or ``%s``).
+        ran_test: the dialect's test that `ran_nodes` holds the parameter.
+    """
+    where = [f"session_id = {mark}"]
+    params: list[object] = [session_id]
+    for test, value in ((f"step >= {mark}", from_step), (f"step <= {mark}", to_step)):
+        if value is not None:
+            where.append(test)
+            params.append(value)
+    if ran_node is not None:
+        where.append(ran_test)
+        params.append(ran_node)
+    return " AND ".join(where), params
+
+
 def conflict(session_id: str, expected: int | None, found: int | None) -> CheckpointError:
     """The error of a save whose `expected_step` is not the session's latest step."""
     return CheckpointError(

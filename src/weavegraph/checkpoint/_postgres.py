@@ -23,6 +23,7 @@ from ._codec import (
     WrittenValues,
     checkpoint_fields,
     conflict,
+    history_where,
     make_checkpoint,
     needed_values,
     status_text,
@@ -184,20 +185,12 @@ class PostgresCheckpointer(AsyncResource):
         """The session's checkpoints in step order, filtered, then paged."""
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("offset and limit must not be negative")
-        where = ["session_id = %s"]
-        params: list[object] = [session_id]
-        if from_step is not None:
-            where.append("step >= %s")
-            params.append(from_step)
-        if to_step is not None:
-            where.append("step <= %s")
-            params.append(to_step)
-        if ran_node is not None:
-            where.append("ran_nodes::jsonb ? %s")
-            params.append(ran_node)
+        where, params = history_where(
+            session_id, from_step, to_step, ran_node, mark="%s", ran_test="ran_nodes::jsonb ? %s"
+        )
         order = "DESC" if newest_first else "ASC"
         sql = (
-            f"SELECT {_COLUMNS} FROM {_CHECKPOINTS} WHERE {' AND '.join(where)} "
+            f"SELECT {_COLUMNS} FROM {_CHECKPOINTS} WHERE {where} "
             f"ORDER BY step {order} LIMIT %s OFFSET %s"
         )
         params += [limit, offset]  # LIMIT NULL: no limit

@@ -27,6 +27,7 @@ from ._codec import (
     WrittenValues,
     checkpoint_fields,
     conflict,
+    history_where,
     make_checkpoint,
     needed_values,
     status_text,
@@ -185,20 +186,13 @@ class SQLiteCheckpointer(AsyncResource):
         """The session's checkpoints in step order, filtered, then paged."""
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("offset and limit must not be negative")
-        where = ["session_id = ?"]
-        params: list[object] = [session_id]
-        if from_step is not None:
-            where.append("step >= ?")
-            params.append(from_step)
-        if to_step is not None:
-            where.append("step <= ?")
-            params.append(to_step)
-        if ran_node is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(ran_nodes) WHERE value = ?)")
-            params.append(ran_node)
+        ran_test = "EXISTS (SELECT 1 FROM json_each(ran_nodes) WHERE value = ?)"
+        where, params = history_where(
+            session_id, from_step, to_step, ran_node, mark="?", ran_test=ran_test
+        )
         order = "DESC" if newest_first else "ASC"
         sql = (
-            f"SELECT {_COLUMNS} FROM checkpoints WHERE {' AND '.join(where)} "
+            f"SELECT {_COLUMNS} FROM checkpoints WHERE {where} "
             f"ORDER BY step {order} LIMIT ? OFFSET ?"
         )
         params += [-1 if limit is None else limit, offset]  # LIMIT -1: no limit
