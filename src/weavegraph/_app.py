@@ -16,6 +16,7 @@ from ._state import VersionedState
 
 if TYPE_CHECKING:
     from ._bus import EventBus
+    from ._event import Event
     from ._sinks import EventSink
     from ._stream import EventStream
 
@@ -161,8 +162,9 @@ class App:
         return InvocationHandle(runner, state, session_id, timeout), stream
 
 
-def _drain(stream: EventStream) -> list:  # type: ignore[type-arg]
-    events = []
+def _drain(stream: EventStream) -> list[Event]:
+    """Everything the stream holds now (the run is over, so nothing more will come)."""
+    events: list[Event] = []
     while (event := stream.try_recv()) is not None:
         events.append(event)
     return events

@@ -6,8 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from . import _lifecycle as life
 from ._error_event import ErrorScope
@@ -17,6 +16,7 @@ from ._graph import START, Graph
 from ._message import Message
 from ._node import NodePartial
 from ._reducers import apply_updates
+from ._resource import AsyncResource
 from ._session import Session, entry, record_error, successors
 from ._state import VersionedState
 from ._superstep import StepReport, save, superstep
@@ -32,7 +32,7 @@ DEFAULT_RECURSION_LIMIT = 1000
 _OVER = ("completed", "failed", "cancelled")
 
 
-class AppRunner:
+class AppRunner(AsyncResource):
     """Runs sessions of an `App` step by step, with checkpoints and events.
 
     Args:
@@ -102,17 +102,6 @@ class AppRunner:
         return frozenset(names)
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop (and drain) the event bus if this runner created it. Safe to call twice."""

@@ -12,7 +12,7 @@ from .._json import JSONValue
 from .._state import VersionedState
 from .._time import format_timestamp, parse_timestamp, utc_now
 
-__all__ = ["ANY_STEP", "Checkpoint", "Checkpointer", "RunStatus"]
+__all__ = ["ANY_STEP", "Checkpoint", "Checkpointer", "RunStatus", "check_paging"]
 
 
 class _AnyStep:
@@ -154,3 +154,9 @@ class Checkpointer(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+def check_paging(limit: int | None, offset: int) -> None:
+    """Reject a negative `limit` or `offset` of a history query (every backend's rule)."""
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError("offset and limit must not be negative")

@@ -6,8 +6,8 @@ import bisect
 from collections.abc import Sequence
 
 from .._errors import CheckpointError
-from ._base import ANY_STEP, Checkpoint, _AnyStep
-from ._resource import AsyncResource
+from .._resource import AsyncResource
+from ._base import ANY_STEP, Checkpoint, _AnyStep, check_paging
 
 __all__ = ["InMemoryCheckpointer", "select_history"]
 
@@ -113,8 +113,7 @@ def select_history(
     newest_first: bool,
 ) -> list[Checkpoint]:
     """Filter step-ordered checkpoints by step range and ran node, then page them."""
-    if offset < 0 or (limit is not None and limit < 0):
-        raise ValueError("offset and limit must not be negative")
+    check_paging(limit, offset)
     chosen = [
         cp
         for cp in checkpoints

@@ -16,7 +16,8 @@ from typing import Any
 from .._errors import CheckpointError
 from .._event import Event
 from .._json import JSONValue
-from ._base import ANY_STEP, Checkpoint, _AnyStep
+from .._resource import AsyncResource
+from ._base import ANY_STEP, Checkpoint, _AnyStep, check_paging
 from ._codec import (
     FINAL_STATUSES,
     ChannelKey,
@@ -31,7 +32,6 @@ from ._codec import (
 from ._eventlog import EventLogError, check_limit, event_rows
 from ._migrations import CHECKPOINTS, EVENTS
 from ._postgres_db import Connection, PostgresDatabase, execute
-from ._resource import AsyncResource
 
 __all__ = ["PostgresCheckpointer", "PostgresEventLog"]
 
@@ -183,8 +183,7 @@ class PostgresCheckpointer(AsyncResource):
         newest_first: bool = False,
     ) -> Sequence[Checkpoint]:
         """The session's checkpoints in step order, filtered, then paged."""
-        if offset < 0 or (limit is not None and limit < 0):
-            raise ValueError("offset and limit must not be negative")
+        check_paging(limit, offset)
         where, params = history_where(
             session_id, from_step, to_step, ran_node, mark="%s", ran_test="ran_nodes::jsonb ? %s"
         )

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 
 from .._errors import CheckpointError
 from .._json import JSONValue
+from .._resource import AsyncResource
 from .._time import format_timestamp, parse_timestamp
-from ._base import ANY_STEP, Checkpoint, _AnyStep
+from ._base import ANY_STEP, Checkpoint, _AnyStep, check_paging
 from ._codec import (
     FINAL_STATUSES,
     ChannelKey,
@@ -33,7 +34,6 @@ from ._codec import (
     status_text,
 )
 from ._migrations import CHECKPOINTS
-from ._resource import AsyncResource
 from ._sqlite_db import SQLiteDatabase, nothing, transaction
 
 __all__ = ["SQLiteCheckpointer"]
@@ -184,8 +184,7 @@ class SQLiteCheckpointer(AsyncResource):
         newest_first: bool = False,
     ) -> Sequence[Checkpoint]:
         """The session's checkpoints in step order, filtered, then paged."""
-        if offset < 0 or (limit is not None and limit < 0):
-            raise ValueError("offset and limit must not be negative")
+        check_paging(limit, offset)
         ran_test = "EXISTS (SELECT 1 FROM json_each(ran_nodes) WHERE value = ?)"
         where, params = history_where(
             session_id, from_step, to_step, ran_node, mark="?", ran_test=ran_test

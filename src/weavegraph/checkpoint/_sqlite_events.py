@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .._errors import EventLogError
 from .._event import Event
+from .._resource import AsyncResource
 from ._eventlog import check_limit, event_rows
 from ._migrations import EVENTS
-from ._resource import AsyncResource
 from ._sqlite_db import SQLiteDatabase, nothing, transaction
 
 __all__ = ["SQLiteEventLog"]

@@ -6,8 +6,8 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from .._resource import AsyncResource
 from ..checkpoint._eventlog import check_limit, event_rows
-from ..checkpoint._resource import AsyncResource
 from ..events import Event
 
 __all__ = ["InMemoryEventLog"]

@@ -1,4 +1,4 @@
-"""`AsyncResource`: ``async with`` for stores that open in `setup()` and close in `aclose()`."""
+"""`AsyncResource`: ``async with`` for objects that open in `setup()` and close in `aclose()`."""
 
 from __future__ import annotations
 
