@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._bus import EventBus
 from ._config import RuntimeConfig
 from ._graph import Graph
 from ._invoke import EventReceiver, InvocationHandle
@@ -15,7 +16,6 @@ from ._runner import AppRunner
 from ._state import VersionedState
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
     from ._event import Event
     from ._sinks import EventSink
     from ._stream import EventStream
@@ -65,8 +65,6 @@ class App:
         cfg = self.config
         owns_bus = event_bus is None
         if event_bus is None:
-            from ._bus import EventBus
-
             event_bus = EventBus.from_config(cfg.event_bus)
         options.setdefault("checkpointer", cfg.checkpointer)
         runner = AppRunner(

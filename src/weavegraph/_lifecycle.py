@@ -6,7 +6,7 @@ Their metadata answers "is it my node or the framework?" for every step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._event import STREAM_END_SCOPE, Event
 
@@ -21,6 +21,7 @@ __all__ = [
     "RUN_STARTED_SCOPE",
     "STEP_FINISHED_SCOPE",
     "STEP_STARTED_SCOPE",
+    "interrupted",
     "node_failed",
     "node_finished",
     "node_retry",
@@ -157,6 +158,23 @@ def step_finished(
         merge_ms=round(merge_ms, 3),
         checkpoint_ms=round(checkpoint_ms, 3),
         events=events,
+    )
+
+
+def interrupted(
+    session: str, step: int, when: str, nodes: Iterable[str], frontier: Sequence[str]
+) -> Event:
+    """The run paused `when` ("before" or "after") a step because of `nodes`."""
+    names = sorted(nodes)
+    return _diag(
+        INTERRUPT_SCOPE,
+        f"interrupted {when} {', '.join(names)}",
+        session,
+        None,
+        step,
+        when=when,
+        nodes=names,
+        frontier=list(frontier),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import _lifecycle as life
+from ._bus import EventBus
 from ._error_event import ErrorScope
 from ._errors import EventBusError, RunTimeoutError, SessionError
 from ._event import INVOCATION_END_SCOPE, STREAM_END_SCOPE
@@ -24,7 +25,6 @@ from .checkpoint import Checkpoint, Checkpointer, EventLog, EventLogSink, InMemo
 
 if TYPE_CHECKING:
     from ._app import App
-    from ._bus import EventBus
 
 __all__ = ["AppRunner", "StepReport"]
 
@@ -66,8 +66,6 @@ class AppRunner(AsyncResource):
         lifecycle_events: bool = True,
         event_log: EventLog | None = None,
     ) -> None:
-        from ._bus import EventBus
-
         self.app = app
         self.graph: Graph = app.graph
         self.graph_hash = self.graph.hash()

@@ -16,7 +16,6 @@ from ._errors import (
     ReducerError,
     RoutingError,
 )
-from ._event import Event
 from ._execute import NodeFailure, StepContext, run_frontier
 from ._reducers import apply_updates
 from ._session import Session, next_frontier, record_error
@@ -119,7 +118,9 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
             )
         )
         if session.paused == "after":
-            bus.publish(_interrupt_event(session, "after", frontier))
+            bus.publish(
+                life.interrupted(session.id, session.step, "after", frontier, session.frontier)
+            )
     return StepReport(step, frontier, skipped, updated, following, session.status)
 
 
@@ -133,20 +134,10 @@ async def _pause(
     if runner.autosave:
         await save(runner, session)
     if runner.lifecycle_events:
-        runner.event_bus.publish(_interrupt_event(session, when, nodes))
+        runner.event_bus.publish(
+            life.interrupted(session.id, session.step, when, nodes, session.frontier)
+        )
     return StepReport(session.step, (), (), (), session.frontier, "interrupted")
-
-
-def _interrupt_event(session: Session, when: str, nodes: Iterable[str]) -> Event:
-    names = sorted(nodes)
-    return Event(
-        "diagnostic",
-        life.INTERRUPT_SCOPE,
-        f"interrupted {when} {', '.join(names)}",
-        {"when": when, "nodes": names, "frontier": list(session.frontier)},
-        session_id=session.id,
-        step=session.step,
-    )
 
 
 def fail(session: Session, error: _E, scope: ErrorScope) -> _E:
