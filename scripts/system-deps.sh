@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, if they are missing:
-# PostgreSQL (the tests start throwaway clusters of their own) and Chromium (browser tests).
+# PostgreSQL and Redis (the tests start throwaway servers of their own) and Chromium (browser
+# tests).
 # Safe to run again; does nothing when everything is there. Needs root (or sudo) and apt.
 set -euo pipefail
 
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -1,4 +1,4 @@
-"""Throwaway servers for tests: start one on a free loopback port, stop it, remove its files.
+"""Throwaway PostgreSQL and Redis servers for tests, on free loopback ports.
 
 Each service is a context manager that starts only what it owns and stops only that. As root,
 PostgreSQL runs as the `postgres` OS user (it refuses to run as root) from a fresh data
@@ -20,9 +20,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PostgresServer", "ServiceError", "free_port", "postgres_server"]
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "ServiceError",
+    "free_port",
+    "postgres_server",
+    "redis_server",
+]
 
-INSTALL_HINT = "run `make test` (it installs the system packages) or apt-get install postgresql"
+INSTALL_HINT = (
+    "run `make test` (it installs the system packages) or apt-get install postgresql redis-server"
+)
 
 
 class ServiceError(RuntimeError):
@@ -120,3 +129,74 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+class RedisServer:
+    """A Redis server of its own on a loopback port, without persistence.
+
+    `stop()` shuts it down (its data is gone); `start()` again on the same port is a restart.
+
+    Attributes:
+        port: the loopback port it listens on.
+        url: its ``redis://`` URL.
+    """
+
+    def __init__(self) -> None:
+        found = shutil.which("redis-server")
+        if found is None:
+            raise ServiceError(f"Redis is not installed (no redis-server); {INSTALL_HINT}")
+        self.binary = found
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = Path(tempfile.mkdtemp(prefix="weavegraph-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10) -> None:
+        """Start the server; returns once it accepts connections."""
+        argv = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.workdir),
+            "--logfile", str(self.workdir / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise ServiceError(f"Redis on port {self.port} did not start:\n{log}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the server (its data is lost); the working directory stays for a restart."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def remove(self) -> None:
+        """Stop the server and remove its working directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """A started throwaway Redis server, stopped and removed on exit."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -1,22 +1,17 @@
 """Backends for the storage tests: in-memory, an SQLite file, and a real PostgreSQL server.
 
-The server is `WEAVEGRAPH_TEST_POSTGRES_DSN` if set (its role must be allowed to create
-databases), otherwise a throwaway cluster started for this test session (see `services`).
-Every test gets a database of its own, so each starts from an empty schema.
+Every PostgreSQL test gets a database of its own (the `postgres_dsn` fixture of the top-level
+conftest), so each starts from an empty schema.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from services import ServiceError, postgres_server
 from store_backends import Backend
 from weavegraph.checkpoint import (
     Checkpointer,
@@ -26,37 +21,6 @@ from weavegraph.checkpoint import (
 )
 
 _numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_dsn() -> Iterator[str]:
-    """The DSN of a PostgreSQL server whose role may create databases."""
-    dsn = os.environ.get("WEAVEGRAPH_TEST_POSTGRES_DSN")
-    if dsn:
-        yield dsn
-        return
-    try:
-        server_cm = postgres_server()
-        server = server_cm.__enter__()
-    except ServiceError as exc:
-        pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
-    try:
-        yield server.dsn
-    finally:
-        server_cm.__exit__(None, None, None)
-
-
-@pytest.fixture
-def postgres_dsn(postgres_admin_dsn: str) -> Iterator[str]:
-    """A fresh, empty database for one test; dropped afterwards."""
-    name = f"weavegraph_test_{os.getpid()}_{next(_numbers)}"
-    with psycopg.connect(postgres_admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(postgres_admin_dsn, dbname=name)
-    finally:
-        with psycopg.connect(postgres_admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
