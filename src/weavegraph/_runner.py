@@ -85,6 +85,7 @@ class AppRunner(AsyncResource):
         self.lifecycle_events = lifecycle_events
         self._sessions: dict[str, Session] = {}
         self._iterative: set[str] = set()
+        self._releasing: set[str] = set()
         self.event_log = event_log
         if event_log is not None:
             self.event_bus.add_sink(EventLogSink(event_log))
@@ -270,13 +271,19 @@ class AppRunner(AsyncResource):
     # -- running ------------------------------------------------------------------------------
 
     async def run_until_complete(
-        self, session_id: str, *, timeout: float | None = None
+        self, session_id: str, *, timeout: float | None = None, end_stream: bool = True
     ) -> VersionedState:
-        """Run the session's steps until it completes or pauses at an interrupt.
+        """Run the session's steps until it completes, pauses at an interrupt or is released.
 
         Publishes the run's diagnostics and, last, exactly one STREAM_END diagnostic whose
         status is completed, interrupted, error or cancelled. Calling it again on an
         interrupted session resumes the run where it paused.
+
+        Args:
+            session_id: the session to run.
+            timeout: seconds the whole run may take.
+            end_stream: publish the STREAM_END. A caller that may retry the run elsewhere
+                (a queue worker) passes False and publishes it once the outcome is final.
 
         Raises:
             NodeExecutionError: a node failed after its retries.
@@ -290,9 +297,25 @@ class AppRunner(AsyncResource):
         if session.status in _OVER:
             raise SessionError(f"session {session_id!r} is {session.status}; start a new one")
         end = INVOCATION_END_SCOPE if session_id in self._iterative else STREAM_END_SCOPE
-        return await self._drive(session, timeout, end)
+        return await self._drive(session, timeout, end if end_stream else None)
 
-    async def _drive(self, session: Session, timeout: float | None, end: str) -> VersionedState:
+    def release(self, session_id: str) -> None:
+        """Stop the session's run after the step in flight, without ending its stream.
+
+        The step is finished and checkpointed as usual; `run_until_complete` then returns with
+        the session still ``running`` (see `released`), so another process can continue it
+        from its checkpoint. Used by workers that shut down gracefully.
+        """
+        self.session(session_id)
+        self._releasing.add(session_id)
+
+    def released(self, session_id: str) -> bool:
+        """True if the session was released and has steps left to run."""
+        return session_id in self._releasing and self.session(session_id).status == "running"
+
+    async def _drive(
+        self, session: Session, timeout: float | None, end: str | None
+    ) -> VersionedState:
         """Step until done or paused, then publish the run's last diagnostics (`end` last)."""
         bus = self.event_bus
         if self._start_listener:
@@ -305,9 +328,9 @@ class AppRunner(AsyncResource):
         status = "error"
         try:
             async with asyncio.timeout(timeout) as deadline:
-                while session.status == "running":
+                while session.status == "running" and session.id not in self._releasing:
                     await superstep(self, session)
-            status = session.status
+            status = "released" if session.status == "running" else session.status
             return session.state
         except TimeoutError as exc:
             if not deadline.expired():
@@ -328,7 +351,8 @@ class AppRunner(AsyncResource):
             if self.lifecycle_events:
                 elapsed = (time.perf_counter() - started) * 1000.0
                 bus.publish(life.run_finished(session.id, session.step, status, elapsed))
-            bus.publish(life.stream_end(session.id, session.step, status, scope=end))
+            if end is not None and status != "released":
+                bus.publish(life.stream_end(session.id, session.step, status, scope=end))
 
     async def run_step(self, session_id: str) -> StepReport:
         """Run the next superstep of a session (or pause at an `interrupt_before`)."""
