@@ -46,6 +46,8 @@ BAD_BODIES = [
     (b'{"input": 5}', 422, "'input' must be a string; got number"),
     (b'{"input": null}', 422, "'input' must be a string; got null"),
     (b'{"inptu": "x"}', 422, "unknown field(s): inptu; send 'input' or 'state'"),
+    (b'{"graph": "other", "input": "x"}', 404, "unknown graph 'other'; this server runs 'app'"),
+    (b'{"graph": 3, "input": "x"}', 404, "unknown graph 3; this server runs 'app'"),
     (b'{"state": []}', 422, "'state' must be a JSON object; got array"),
     (b'{"state": {"messages": "hi"}}', 422, "'state.messages' must be an array; got string"),
     (b'{"state": {"extra": [1]}}', 422, "'state.extra' must be an object; got array"),
@@ -194,3 +196,11 @@ async def test_a_broken_app_factory_gives_json_500(kit: Any) -> None:
         500,
         {"error": "internal server error: TypeError"},
     )
+
+
+async def test_a_run_request_may_name_the_served_graph(client: httpx.AsyncClient) -> None:
+    response = await client.post("/runs", json={"graph": "app", "input": "hi"})
+    assert response.status_code == 201
+    run_id = response.json()["session_id"]
+    events = await client.get(f"/runs/{run_id}/events")
+    assert events.text.count("__weavegraph_stream_end__") == 1

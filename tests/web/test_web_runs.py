@@ -131,7 +131,7 @@ async def test_cancel_before_the_run_task_starts() -> None:
     app = create_app(gated_app(asyncio.Event()), event_log=log)
     registry = app.state.weavegraph.registry
     run = registry.start(VersionedState())
-    registry.cancel(run.id)  # the task has not run a single step yet
+    registry.stop(run.id)  # the task has not run a single step yet
     assert run.task is not None
     await run.task
     events = await log.events_after(run.id, 0)

@@ -21,22 +21,16 @@ from .._lifecycle import stream_end
 from .._time import format_timestamp, utc_now
 from ..checkpoint import Checkpointer, EventLog, EventLogSink
 from ..events import EventBus, SinkHealth
+from ._backend import RunConflictError, RunLimitError
 from ._feed import Feed, LogFeed, StreamFeed
+from ._health import health_payload
 
 if TYPE_CHECKING:
     from .._app import App
     from .._runner import AppRunner
     from .._state import VersionedState
 
-__all__ = ["Run", "RunConflictError", "RunLimitError", "RunRegistry"]
-
-
-class RunConflictError(Exception):
-    """The run is not in a state that allows the request (e.g. cancelling a finished run)."""
-
-
-class RunLimitError(Exception):
-    """No run can start now: too many are running, or the server is shutting down."""
+__all__ = ["Run", "RunRegistry"]
 
 
 @dataclass(slots=True, eq=False)
@@ -81,20 +75,25 @@ class Run:
 
 
 class RunRegistry:
-    """Starts, tracks, cancels and forgets runs; see the module docstring."""
+    """Starts, tracks, cancels and forgets runs in this process (a `RunBackend`); see the
+    module docstring. It closes `log` in `aclose()` only if `owns_log`."""
 
     def __init__(
         self,
         app: App,
         log: EventLog,
         *,
+        graph_name: str = "app",
+        owns_log: bool = False,
         checkpointer: Checkpointer | None = None,
         capacity: int = 1024,
         max_finished: int = 100,
         max_running: int = 64,
     ) -> None:
-        self.app = app
+        self._app = app
+        self.graph_name = graph_name
         self.log = log
+        self.owns_log = owns_log
         self.checkpointer = checkpointer
         self.capacity = capacity
         self.max_finished = max_finished
@@ -105,6 +104,24 @@ class RunRegistry:
         self._sinks: dict[str, SinkHealth] = {}  # failures of the sinks of finished runs
         self._totals = {"runs_started": 0, "events_published": 0, "events_dropped": 0}
         self._closed = False
+
+    @property
+    def app(self) -> App:
+        """The compiled graph every run uses."""
+        return self._app
+
+    async def setup(self) -> None:
+        """Open the event log."""
+        await self.log.setup()
+
+    async def submit(self, state: VersionedState) -> str:
+        """`start`, as the routes call it; returns the run's id."""
+        return self.start(state).id
+
+    async def health(self) -> dict[str, JSONValue]:
+        """The `/health` document: every sink and the counters."""
+        sinks, counters = self.counters()
+        return health_payload(sinks, counters)
 
     # -- starting and stopping ------------------------------------------------------------
 
@@ -133,7 +150,11 @@ class RunRegistry:
         )
         return run
 
-    def cancel(self, run_id: str) -> Run:
+    async def cancel(self, run_id: str) -> None:
+        """`stop`, as the routes call it."""
+        self.stop(run_id)
+
+    def stop(self, run_id: str) -> Run:
         """Ask a running run to stop; its stream ends with ``status=cancelled``.
 
         Raises:
@@ -154,13 +175,16 @@ class RunRegistry:
         return run
 
     async def aclose(self) -> None:
-        """Refuse new runs, cancel the running ones and wait until each has settled."""
+        """Refuse new runs, cancel the running ones and wait until each has settled; close
+        the log if this registry owns it. Safe to call twice."""
         self._closed = True
         for run_id in list(self._running):
-            self.cancel(run_id)
+            self.stop(run_id)
         tasks = [run.task for run in self._running.values() if run.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self.owns_log:
+            await self.log.aclose()
 
     async def _execute(self, run: Run, state: VersionedState) -> None:
         run.started = True
@@ -271,7 +295,7 @@ class RunRegistry:
             return None
         return LogFeed(self.log, run_id, after=after or 0)
 
-    def health(self) -> tuple[list[SinkHealth], dict[str, JSONValue]]:
+    def counters(self) -> tuple[list[SinkHealth], dict[str, JSONValue]]:
         """Every sink (finished runs' failures added up per sink name) and the counters."""
         sinks = dict(self._sinks)
         published, dropped = self._totals["events_published"], self._totals["events_dropped"]

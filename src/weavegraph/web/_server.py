@@ -2,7 +2,8 @@
 
 Routes::
 
-    POST /runs                   {"input": "..."} or {"state": {...}}  -> 201 {"session_id"}
+    POST /runs                   {"input": "..."} or {"state": {...}}, optional "graph"
+                                 -> 201 {"session_id"}
     GET  /runs/{id}              status, step, final state, error
     GET  /runs/{id}/events       SSE, resumable with Last-Event-ID (during and after the run)
     POST /runs/{id}/cancel       -> 202; the stream ends with status=cancelled
@@ -17,7 +18,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,8 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 from .._app import App
 from ..checkpoint import Checkpointer, EventLog, SQLiteEventLog
+from ._backend import RunBackend, RunConflictError, RunLimitError
 from ._graph_svg import graph_svg
-from ._health import health_payload
 from ._requests import (
     ApiError,
     api_error,
@@ -39,64 +39,51 @@ from ._requests import (
     read_json,
     server_error,
 )
-from ._runs import RunConflictError, RunLimitError, RunRegistry
+from ._runs import RunRegistry
 from ._sse import EventStreamResponse, last_event_id
 
-__all__ = ["create_app"]
+__all__ = ["backend_app", "create_app"]
 
 AppFactory = App | Callable[[], App]
 
 
 class _Server:
-    """What the handlers share: the registry (made at startup) and the graph's drawing."""
+    """What the handlers share: the backend (made on first use) and the graph's drawing."""
 
     def __init__(
-        self,
-        factory: AppFactory,
-        *,
-        event_log: EventLog | None,
-        data_dir: Path,
-        ping: float | None,
-        max_body: int,
-        registry_options: dict[str, Any],
+        self, make_backend: Callable[[], RunBackend], *, ping: float | None, max_body: int
     ) -> None:
-        self.factory = factory
-        self.log = event_log
-        self.owns_log = event_log is None
-        self.data_dir = data_dir
+        self.make_backend = make_backend
         self.ping = ping
         self.max_body = max_body
-        self.registry_options = registry_options
-        self._registry: RunRegistry | None = None
+        self._backend: RunBackend | None = None
         self.svg: str | None = None
 
     @property
-    def registry(self) -> RunRegistry:
-        # Without a lifespan (e.g. httpx's ASGITransport) the registry is made on first use.
-        if self._registry is None:
-            app = self.factory if isinstance(self.factory, App) else self.factory()
-            if not isinstance(app, App):
-                raise TypeError(f"app_factory must return a compiled App; got {type(app).__name__}")
-            if self.log is None:
-                self.log = SQLiteEventLog(self.data_dir / "events.db")
-            self._registry = RunRegistry(app, self.log, **self.registry_options)
-        return self._registry
+    def backend(self) -> RunBackend:
+        # Without a lifespan (e.g. httpx's ASGITransport) the backend is made on first use.
+        if self._backend is None:
+            self._backend = self.make_backend()
+        return self._backend
+
+    @property
+    def registry(self) -> RunBackend:
+        """The backend (the name of the single-process one)."""
+        return self.backend
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Resolve the App and open the log at startup; cancel runs and close at shutdown."""
-        await self.registry.log.setup()
+        """Make and open the backend at startup; stop its runs and close it at shutdown."""
+        await self.backend.setup()
         try:
             yield
         finally:
             await self.close()
 
     async def close(self) -> None:
-        """Cancel and settle the running runs; close the event log if the app opened it."""
-        if self._registry is not None:
-            await self._registry.aclose()
-        if self.owns_log and self.log is not None:
-            await self.log.aclose()
+        """Stop the backend's runs and close it (safe to call twice)."""
+        if self._backend is not None:
+            await self._backend.aclose()
 
 
 def _server(request: Request) -> _Server:
@@ -106,19 +93,28 @@ def _server(request: Request) -> _Server:
 
 async def start_run(request: Request) -> Response:
     server = _server(request)
-    state = parse_run_request(await read_json(request, server.max_body))
+    body = await read_json(request, server.max_body)
+    backend = server.backend
+    if isinstance(body, dict) and "graph" in body:
+        body = dict(body)
+        name = body.pop("graph")
+        if name != backend.graph_name:
+            return error_response(
+                404, f"unknown graph {name!r}; this server runs {backend.graph_name!r}"
+            )
+    state = parse_run_request(body)
     try:
-        run = server.registry.start(state)
+        run_id = await backend.submit(state)
     except RunLimitError as exc:
         return error_response(429, str(exc))
-    location = f"/runs/{run.id}"
-    body = {"session_id": run.id, "events": f"{location}/events", "status": location}
-    return JSONResponse(body, status_code=201, headers={"Location": location})
+    location = f"/runs/{run_id}"
+    payload = {"session_id": run_id, "events": f"{location}/events", "status": location}
+    return JSONResponse(payload, status_code=201, headers={"Location": location})
 
 
 async def get_run(request: Request) -> Response:
     run_id = request.path_params["run_id"]
-    info = await _server(request).registry.describe(run_id)
+    info = await _server(request).backend.describe(run_id)
     if info is None:
         return _unknown(run_id)
     return JSONResponse(info)
@@ -131,17 +127,17 @@ async def run_events(request: Request) -> Response:
         after = last_event_id(request)
     except ValueError as exc:
         return error_response(400, str(exc))
-    registry = server.registry
+    backend = server.backend
     try:
-        feed = await registry.feed(run_id, after)
+        feed = await backend.feed(run_id, after)
     except LookupError:
         return _unknown(run_id)
     if feed is None:  # the run is over and the client has every event: 204 stops EventSource
         return Response(status_code=204)
-    registry.clients += 1
+    backend.clients += 1
 
     def closed() -> None:
-        registry.clients -= 1
+        backend.clients -= 1
 
     return EventStreamResponse(feed, ping=server.ping, retry=1000, on_close=closed)
 
@@ -149,27 +145,26 @@ async def run_events(request: Request) -> Response:
 async def cancel_run(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     try:
-        run = _server(request).registry.cancel(run_id)
+        await _server(request).backend.cancel(run_id)
     except LookupError:
         return _unknown(run_id)
     except RunConflictError as exc:
         return error_response(409, str(exc))
-    return JSONResponse({"session_id": run.id, "status": "cancelling"}, status_code=202)
+    return JSONResponse({"session_id": run_id, "status": "cancelling"}, status_code=202)
 
 
 async def health(request: Request) -> Response:
-    sinks, metrics = _server(request).registry.health()
-    return JSONResponse(health_payload(sinks, metrics))
+    return JSONResponse(await _server(request).backend.health())
 
 
 async def mermaid(request: Request) -> Response:
-    return PlainTextResponse(_server(request).registry.app.to_mermaid())
+    return PlainTextResponse(_server(request).backend.app.to_mermaid())
 
 
 async def svg(request: Request) -> Response:
     server = _server(request)
     if server.svg is None:
-        server.svg = graph_svg(server.registry.app.graph)
+        server.svg = graph_svg(server.backend.app.graph)
     return Response(server.svg, media_type="image/svg+xml")
 
 
@@ -180,6 +175,20 @@ async def page(request: Request) -> Response:
 
 def _unknown(run_id: str) -> Response:
     return error_response(404, f"unknown run {run_id!r}")
+
+
+def backend_app(
+    make_backend: Callable[[], RunBackend],
+    *,
+    ping: float | None = 15.0,
+    max_body_bytes: int = 65536,
+) -> Starlette:
+    """The run server's Starlette app over any `RunBackend` (made once, at startup)."""
+    server = _Server(make_backend, ping=ping, max_body=max_body_bytes)
+    handlers = {ApiError: api_error, HTTPException: http_error, Exception: server_error}
+    app = Starlette(routes=_routes(), lifespan=server.lifespan, exception_handlers=handlers)
+    app.state.weavegraph = server
+    return app
 
 
 def create_app(
@@ -193,6 +202,7 @@ def create_app(
     max_running_runs: int = 64,
     ping: float | None = 15.0,
     data_dir: str | Path = ".weavegraph",
+    graph_name: str = "app",
 ) -> Starlette:
     """A Starlette app (FastAPI can mount it) that runs `app_factory`'s graph per request.
 
@@ -210,24 +220,28 @@ def create_app(
         max_running_runs: more concurrent runs get 429.
         ping: seconds between keep-alive comments on idle SSE streams (None: never).
         data_dir: the folder of the default event log.
+        graph_name: the name a ``POST /runs`` body may give in ``"graph"`` (another name
+            gets 404).
     """
-    server = _Server(
-        app_factory,
-        event_log=event_log,
-        data_dir=Path(data_dir),
-        ping=ping,
-        max_body=max_body_bytes,
-        registry_options={
-            "checkpointer": checkpointer,
-            "capacity": capacity,
-            "max_finished": max_finished_runs,
-            "max_running": max_running_runs,
-        },
-    )
-    handlers = {ApiError: api_error, HTTPException: http_error, Exception: server_error}
-    app = Starlette(routes=_routes(), lifespan=server.lifespan, exception_handlers=handlers)
-    app.state.weavegraph = server
-    return app
+    data = Path(data_dir)
+
+    def make() -> RunRegistry:
+        app = app_factory if isinstance(app_factory, App) else app_factory()
+        if not isinstance(app, App):
+            raise TypeError(f"app_factory must return a compiled App; got {type(app).__name__}")
+        log = event_log if event_log is not None else SQLiteEventLog(data / "events.db")
+        return RunRegistry(
+            app,
+            log,
+            graph_name=graph_name,
+            owns_log=event_log is None,
+            checkpointer=checkpointer,
+            capacity=capacity,
+            max_finished=max_finished_runs,
+            max_running=max_running_runs,
+        )
+
+    return backend_app(make, ping=ping, max_body_bytes=max_body_bytes)
 
 
 def _routes() -> list[BaseRoute]:
