@@ -19,6 +19,7 @@ Every error the library raises on purpose derives from one root::
     ├── SessionError                  an unknown session, or one that cannot run now
     ├── CheckpointError               a checkpoint could not be saved or loaded
     ├── EventLogError                 the durable event log could not store or read events
+    ├── QueueError                    the run queue could not store, claim or update a run
     └── EventBusError                 the event bus was used in a way it cannot serve
         └── StreamClosedError         a stream has ended and holds no more events
 """
@@ -42,6 +43,7 @@ __all__ = [
     "GraphCompileError",
     "NoEntryError",
     "NodeExecutionError",
+    "QueueError",
     "RecursionLimitError",
     "ReducerError",
     "RoutingError",
@@ -139,6 +141,11 @@ class CheckpointError(WeavegraphError):
 class EventLogError(WeavegraphError):
     """The durable event log could not store or read events; the backend's error is the
     `__cause__`."""
+
+
+class QueueError(WeavegraphError):
+    """The run queue could not store, claim or update a run (or a run id is taken); a
+    database failure is the `__cause__`."""
 
 
 class EventBusError(WeavegraphError):

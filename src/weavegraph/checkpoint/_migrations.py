@@ -1,6 +1,6 @@
 """Versioned schema migrations shared by the SQLite and PostgreSQL backends.
 
-Each component (checkpoints, events) has an ordered list of migrations; the table
+Each component (checkpoints, events, runs) has an ordered list of migrations; the table
 ``{prefix}migrations`` records which versions of which component a database has. A later
 feature adds a table by appending one `Migration` to its component's list. Statements are
 templates filled per dialect:
@@ -21,6 +21,7 @@ __all__ = [
     "EVENTS",
     "MIGRATIONS_TABLE",
     "POSTGRES",
+    "RUNS",
     "SQLITE",
     "Component",
     "Dialect",
@@ -128,6 +129,30 @@ EVENTS = Component(
             (
                 "CREATE TABLE {p}events (session_id TEXT NOT NULL, id BIGINT NOT NULL, "
                 "body {json} NOT NULL, PRIMARY KEY (session_id, id)){norowid}",
+            ),
+        ),
+    ),
+)
+
+# The distributed run queue (PostgreSQL only: SQLite serves one process, which needs no queue).
+RUNS = Component(
+    "runs",
+    (
+        Migration(
+            1,
+            "queued runs and the workers that take them",
+            (
+                "CREATE TABLE {p}runs (id TEXT PRIMARY KEY, graph TEXT NOT NULL, "
+                "input {json} NOT NULL, status TEXT NOT NULL CHECK (status IN "
+                "('queued', 'running', 'succeeded', 'failed', 'cancelled')), "
+                "attempt INTEGER NOT NULL, "
+                "max_attempts INTEGER NOT NULL, lease_owner TEXT, lease_expires_at {ts}, "
+                "cancel_requested BOOLEAN NOT NULL, created_at {ts} NOT NULL, "
+                "started_at {ts}, finished_at {ts}, error TEXT){norowid}",
+                "CREATE INDEX {p}runs_claim ON {p}runs (status, graph, created_at)",
+                "CREATE TABLE {p}workers (owner TEXT PRIMARY KEY, graph TEXT NOT NULL, "
+                "host TEXT NOT NULL, pid INTEGER NOT NULL, started_at {ts} NOT NULL, "
+                "seen_at {ts} NOT NULL){norowid}",
             ),
         ),
     ),

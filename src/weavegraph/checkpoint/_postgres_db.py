@@ -109,6 +109,11 @@ class PostgresDatabase(Generic[E]):
         """The full name of one of the tables (``weavegraph_<name>``)."""
         return POSTGRES.prefix + name
 
+    @property
+    def opened(self) -> Pool | None:
+        """The pool if `setup()` has opened it and it is not closed yet, else None."""
+        return self._pool
+
     async def pool(self) -> Pool:
         """The open pool, setting up on first use.
 
