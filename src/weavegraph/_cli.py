@@ -1,4 +1,4 @@
-"""The `weavegraph` command: run a graph with live progress, print it, serve it."""
+"""The `weavegraph` command: run a graph with live progress, print it, serve it, work a queue."""
 
 from __future__ import annotations
 
@@ -40,10 +40,36 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
     serve.add_argument("--data-dir", default=".weavegraph", help="folder of the durable event log")
+    _cluster_options(serve, required=False)
+    worker = commands.add_parser(
+        "worker", help="run queued runs of a graph (PostgreSQL queue, events to Redis)"
+    )
+    worker.add_argument("target", help="package.module:app or path/file.py:app")
+    _cluster_options(worker, required=True)
+    worker.add_argument("--concurrency", type=int, default=4, help="most runs at once")
+    worker.add_argument(
+        "--lease", type=float, default=30.0, help="seconds before a silent worker's runs move"
+    )
+    worker.add_argument(
+        "--poll", type=float, default=5.0, help="most seconds between looks at the queue"
+    )
     graph = commands.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="package.module:app or path/file.py:app")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     return parser
+
+
+def _cluster_options(command: argparse.ArgumentParser, *, required: bool) -> None:
+    both = "" if required else " (with --redis: serve runs executed by workers)"
+    command.add_argument(
+        "--postgres", metavar="DSN", required=required, help=f"the PostgreSQL database{both}"
+    )
+    command.add_argument(
+        "--redis", metavar="URL", required=required, help=f"the Redis server{both}"
+    )
+    command.add_argument(
+        "--graph", default=None, help="the graph's name in the run queue (default: the target)"
+    )
 
 
 def _run_options(command: argparse.ArgumentParser) -> None:
@@ -186,11 +212,44 @@ def _print_final(state: VersionedState, view: RunView, out: TextIO) -> None:
 
 
 def _serve(app: App, args: argparse.Namespace, out: TextIO) -> int:
+    if (args.postgres is None) != (args.redis is None):
+        raise ValueError("--postgres and --redis go together (a cluster needs both)")
+    if args.postgres is not None:
+        from .distributed import serve_cluster
+
+        graph = args.graph or args.target
+        out.write(f"serving graph {graph!r} from the cluster on http://{args.host}:{args.port}/\n")
+        out.flush()
+        serve_cluster(
+            app, graph=graph, postgres=args.postgres, redis=args.redis, host=args.host,
+            port=args.port,
+        )  # fmt: skip
+        return 0
     from .web import serve_sync
 
     out.write(f"serving {len(app.graph.nodes)} nodes on http://{args.host}:{args.port}/\n")
     out.flush()
     serve_sync(app, host=args.host, port=args.port, data_dir=args.data_dir)
+    return 0
+
+
+def _worker(app: App, args: argparse.Namespace, out: TextIO) -> int:
+    from .distributed import run_worker
+
+    if args.concurrency < 1:
+        raise ValueError(f"--concurrency must be at least 1; got {args.concurrency}")
+    asyncio.run(
+        run_worker(
+            app,
+            graph=args.graph or args.target,
+            postgres=args.postgres,
+            redis=args.redis,
+            concurrency=args.concurrency,
+            lease=args.lease,
+            poll=args.poll,
+            out=out,
+        )
+    )
     return 0
 
 
@@ -205,6 +264,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 0
         if args.command == "serve":
             return _serve(load_app(args.target), args, out)
+        if args.command == "worker":
+            return _worker(load_app(args.target), args, out)
         target = DEMO_TARGET if args.command == "demo" else args.target
         app = load_app(target)
         state = parse_input(args.input)

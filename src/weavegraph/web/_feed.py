@@ -3,7 +3,8 @@
 `StreamFeed` reads a live `EventStream`; when the stream reports a gap (its reader fell behind
 the bus's ring, or resumed from an id older than the ring) and a durable `EventLog` is at hand,
 the missing ids are read back from the log, so the client still gets every event in order.
-`LogFeed` replays a finished run from the log alone.
+`LogFeed` replays a finished run from the log alone. `fill_from_log` is that gap filling on its
+own, for every feed that reads a run's ids in order from somewhere that may have holes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 from ..checkpoint import EventLog
 from ..events import GAP_SCOPE, Event, EventStream
 
-__all__ = ["Feed", "LogFeed", "StreamFeed"]
+__all__ = ["Feed", "LogFeed", "StreamFeed", "covered", "fill_from_log", "gap_event"]
 
 #: Most events read from a log at once: a large gap is sent in pages, so memory stays bounded.
 PAGE = 512
@@ -45,6 +46,45 @@ def gap_event(first: int, last: int, session_id: str | None) -> Event:
         session_id=session_id,
         metadata={"first_missed_id": first, "last_missed_id": last, "missed": missed},
     )
+
+
+def covered(page: list[Event]) -> int:
+    """The last id a page of `fill_from_log` accounts for (sent or reported as missed)."""
+    last = page[-1]
+    return int(last.metadata["last_missed_id"]) if _is_gap(last) else last.id
+
+
+async def fill_from_log(
+    log: EventLog | None, session_id: str | None, first: int, last: int, timeout: float
+) -> list[Event]:
+    """The next page of the ids `first`..`last` (a hole in a stream) from the log.
+
+    Returns the consecutive events the log holds from `first` on (at most PAGE), after waiting
+    up to `timeout` seconds for the log to catch up (it is written a moment after the events
+    are published). What it still lacks then, up to the next id it holds (or `last`), comes
+    back as one GAP_SCOPE diagnostic; so does the whole range without a log. A hole in the
+    log is never skipped silently. `covered(page)` is the last id the page accounts for.
+    """
+    if log is None or session_id is None:
+        return [gap_event(first, last, session_id)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.005
+    while True:
+        limit = min(PAGE, last - first + 1)
+        events = await log.events_after(session_id, first - 1, limit=limit)
+        # Only the run of consecutive ids from `first` on: a hole must not be skipped.
+        count = 0
+        while count < len(events) and events[count].id == first + count:
+            count += 1
+        if count:
+            del events[count:]
+            return events
+        if loop.time() >= deadline:  # the log lacks them: say so, as the stream would
+            stop = min(events[0].id - 1, last) if events else last
+            return [gap_event(first, stop, session_id)]
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 class StreamFeed:
@@ -120,34 +160,18 @@ class StreamFeed:
     async def _fill(self) -> list[Event]:
         """The next page of the gap from the log, waiting a little for the log to catch up."""
         assert self._gap is not None
-        assert self._log is not None
-        assert self._session is not None
         first, last = self._gap
         first = max(first, self._last + 1)
         if first > last:
             self._gap = None
             return []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._fill_timeout
-        delay = 0.005
-        while True:
-            limit = min(PAGE, last - first + 1)
-            events = await self._log.events_after(self._session, first - 1, limit=limit)
-            # Only the run of consecutive ids from `first` on: a hole must not be skipped.
-            count = 0
-            while count < len(events) and events[count].id == first + count:
-                count += 1
-            if count:
-                stop = first + count - 1
-                self._gap = None if stop >= last else (stop + 1, last)
-                return self._deliver(events[:count])
-            if loop.time() >= deadline:  # the log lacks them: say so, as the stream would
-                stop = min(events[0].id - 1, last) if events else last
-                self._gap = None if stop >= last else (stop + 1, last)
-                self._last = stop
-                return [gap_event(first, stop, self._session)]
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        page = await fill_from_log(self._log, self._session, first, last, self._fill_timeout)
+        stop = covered(page)
+        self._gap = None if stop >= last else (stop + 1, last)
+        if _is_gap(page[0]):
+            self._last = stop
+            return page
+        return self._deliver(page)
 
     async def aclose(self) -> None:
         """Close the stream."""
