@@ -21,6 +21,8 @@ def make_cluster(dsn: str, redis_url: str, logdir: Path) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+        for log in sorted(logdir.glob("*.log")):  # shown by pytest when the test failed
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
 
 
 @pytest.fixture

@@ -197,7 +197,14 @@ class WrittenValues:
         self._sessions: OrderedDict[str, tuple[int, set[ChannelKey]]] = OrderedDict()
         self._texts: OrderedDict[tuple[str, str], tuple[tuple[_Item, ...], str]] = OrderedDict()
 
-    def missing(self, session_id: str, epoch: int, versions: Mapping[str, int]) -> list[ChannelKey]:
+    def epoch(self, session_id: str) -> int | None:
+        """The epoch the remembered values of the session belong to, if any."""
+        known = self._sessions.get(session_id)
+        return None if known is None else known[0]
+
+    def missing(
+        self, session_id: str, epoch: int | None, versions: Mapping[str, int]
+    ) -> list[ChannelKey]:
         """The (channel, version) pairs of `versions` not known to be stored."""
         known = self._sessions.get(session_id)
         if known is None or known[0] != epoch:

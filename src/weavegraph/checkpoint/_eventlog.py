@@ -80,23 +80,36 @@ def check_limit(limit: int | None) -> None:
 class EventLogSink:
     """A lossless bus sink that appends every event to an `EventLog`, in batches.
 
-    Events are buffered and appended once `batch_size` are waiting, or on the next turn of the
-    event loop after the first one arrived (so a quiet run is logged at once and a busy one
-    costs one transaction per batch), and always in `close()`. A batch the log refuses is not
-    retried: the failure is raised from the next `handle()` or from `close()`, so the bus
-    reports it in its diagnostics and `sink_health()`. The log is not closed with the sink.
+    Events are buffered and appended once `batch_size` are waiting, or `flush_delay` seconds
+    after the first one arrived (so a quiet run is logged within a few milliseconds and a busy
+    one costs one transaction per batch, not one per step), and always in `close()`. A batch
+    the log refuses is not retried: the failure is raised from the next `handle()` or from
+    `close()`, so the bus reports it in its diagnostics and `sink_health()`. The log is not
+    closed with the sink.
 
     Args:
         log: where the events go (set up on first use).
         name: the sink's name on the bus.
         batch_size: the most events appended in one transaction.
+        flush_delay: seconds a buffered event may wait for others to share its transaction
+            (0: the next turn of the event loop).
     """
 
     lossless = True
 
-    def __init__(self, log: EventLog, *, name: str = "event_log", batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        name: str = "event_log",
+        batch_size: int = 256,
+        flush_delay: float = 0.005,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        if flush_delay < 0:
+            raise ValueError(f"flush_delay must not be negative; got {flush_delay}")
+        self._delay = flush_delay
         self.name = name
         self.log = log
         self._batch_size = batch_size
@@ -132,6 +145,7 @@ class EventLogSink:
 
     async def _flush_soon(self) -> None:
         try:
+            await asyncio.sleep(self._delay)
             await self.flush()
         except Exception as exc:  # nobody awaits this task: hand the failure to the bus later
             self._failure = exc

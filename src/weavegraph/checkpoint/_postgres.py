@@ -31,7 +31,7 @@ from ._codec import (
 )
 from ._eventlog import EventLogError, check_limit, event_rows
 from ._migrations import CHECKPOINTS, EVENTS
-from ._postgres_db import Connection, PostgresDatabase, execute
+from ._postgres_db import Connection, Cursor, PostgresDatabase, execute
 
 __all__ = ["PostgresCheckpointer", "PostgresEventLog"]
 
@@ -60,12 +60,12 @@ _UPSERT = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ")[2:])
 )
 _INSERT_VALUES = (
-    f"INSERT INTO {_VALUES} SELECT %s, * FROM unnest(%s::text[], %s::bigint[], %s::json[]) "
+    f"INSERT INTO {_VALUES} SELECT %s, * FROM unnest(%b::text[], %b::bigint[], %b::json[]) "
     "ON CONFLICT DO NOTHING"
 )
 _VALUES_OF = (
     f"SELECT channel, version, value FROM {_VALUES} WHERE session_id = %s AND "
-    "(channel, version) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+    "(channel, version) IN (SELECT * FROM unnest(%b::text[], %b::bigint[]))"
 )
 
 
@@ -121,14 +121,20 @@ class PostgresCheckpointer(AsyncResource):
     async def save(
         self, checkpoint: Checkpoint, *, expected_step: int | _AnyStep | None = ANY_STEP
     ) -> None:
-        """Store `checkpoint` in one transaction; see `Checkpointer.save` for `expected_step`."""
+        """Store `checkpoint` in one transaction; see `Checkpointer.save` for `expected_step`.
+
+        The statements go in one pipeline: one round trip to the server and one for the
+        commit. The values to write are guessed from the session's remembered epoch; in the
+        rare case the claim returns another epoch, the rest are written before the commit.
+        """
         session, step, state = checkpoint.session_id, checkpoint.step, checkpoint.state
         pool = await self._db.pool()
         what = f"save checkpoint of session {session!r} step {step}"
+        guess = self._written.epoch(session)
         with self._db.errors(what, _CHECKPOINTS):
-            async with pool.connection() as conn, conn.transaction():
-                epoch = await _claim(conn, session, step, expected_step)
-                new = self._written.missing(session, epoch, state.versions)
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+                claim = await _send_claim(conn, session, step, expected_step)
+                new = self._written.missing(session, guess, state.versions)
                 if new:
                     texts = [self._written.encode(session, state, c) for c, _ in new]
                     await _insert_values(conn, session, new, texts)
@@ -136,6 +142,14 @@ class PostgresCheckpointer(AsyncResource):
                 params = (session, step, *fields, status_text(checkpoint), checkpoint.created_at,
                           checkpoint.graph_hash)  # fmt: skip
                 await execute(conn, _CHECKPOINTS, _UPSERT, params)
+                epoch = await _claimed(conn, claim, session, expected_step)
+                if epoch != guess:
+                    rest = [k for k in self._written.missing(session, epoch, state.versions)
+                            if k not in new]  # fmt: skip
+                    if rest:
+                        texts = [self._written.encode(session, state, c) for c, _ in rest]
+                        await _insert_values(conn, session, rest, texts)
+                        new = [*new, *rest]
         final = checkpoint.status in FINAL_STATUSES
         self._written.add(session, epoch, new, final=final)  # only once committed
 
@@ -216,23 +230,28 @@ class PostgresCheckpointer(AsyncResource):
         return [_checkpoint(row, values) for row in rows]
 
 
-async def _claim(conn: Connection, session: str, step: int, expected: int | _AnyStep | None) -> int:
-    """Raise the session's latest step to `step` if `expected` allows; the session's epoch."""
+async def _send_claim(
+    conn: Connection, session: str, step: int, expected: int | _AnyStep | None
+) -> Cursor:
+    """Send the statement raising the session's latest step to `step` if `expected` allows."""
     epoch = secrets.randbits(62)
     if isinstance(expected, _AnyStep):
-        cur = await execute(conn, _SESSIONS, _CLAIM_ANY, (session, step, epoch))
-        claimed = await cur.fetchone()
-        assert claimed is not None  # an upsert always returns its row
-        return int(claimed[0])
+        return await execute(conn, _SESSIONS, _CLAIM_ANY, (session, step, epoch))
     if expected is None:
-        cur = await execute(conn, _SESSIONS, _CLAIM_NEW, (session, step, epoch))
-    else:
-        # Row-locked: a concurrent writer expecting the same step waits for our commit, then
-        # finds latest_step changed and updates nothing.
-        cur = await execute(conn, _SESSIONS, _CLAIM_NEXT, (step, session, expected))
-    row = await cur.fetchone()
+        return await execute(conn, _SESSIONS, _CLAIM_NEW, (session, step, epoch))
+    # Row-locked: a concurrent writer expecting the same step waits for our commit, then
+    # finds latest_step changed and updates nothing.
+    return await execute(conn, _SESSIONS, _CLAIM_NEXT, (step, session, expected))
+
+
+async def _claimed(
+    conn: Connection, claim: Cursor, session: str, expected: int | _AnyStep | None
+) -> int:
+    """The session's epoch from the claim; raises the conflict if the claim took nothing."""
+    row = await claim.fetchone()
     if row is not None:
         return int(row[0])
+    assert not isinstance(expected, _AnyStep)  # an upsert always returns its row
     sql = f"SELECT latest_step FROM {_SESSIONS} WHERE session_id = %s"
     found = await (await execute(conn, _SESSIONS, sql, (session,))).fetchone()
     raise conflict(session, expected, None if found is None else int(found[0]))
@@ -312,9 +331,10 @@ class PostgresEventLog(AsyncResource):
         rows = event_rows(events)
         if not rows:
             return
-        # One INSERT over arrays: a batch costs one round trip, whatever its size.
+        # One INSERT over arrays: a batch costs one round trip, whatever its size. The arrays
+        # go in binary (%b): the text format escapes every quote of every JSON text.
         sql = (
-            f"INSERT INTO {_EVENTS} SELECT * FROM unnest(%s::text[], %s::bigint[], %s::json[]) "
+            f"INSERT INTO {_EVENTS} SELECT * FROM unnest(%b::text[], %b::bigint[], %b::json[]) "
             "ON CONFLICT DO NOTHING"
         )
         pool = await self._db.pool()

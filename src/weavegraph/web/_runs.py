@@ -216,6 +216,7 @@ class RunRegistry:
     async def _settle(self, run: Run) -> None:
         assert run.bus is not None
         assert run.runner is not None
+        run.finished_at = utc_now()  # with the status, before anything is awaited
         try:
             session = run.runner.session(run.id)
             run.step, run.state = session.step, session.state.to_dict()
@@ -228,7 +229,6 @@ class RunRegistry:
             self._absorb(bus)
             run.events = bus.last_id
             run.bus = run.runner = None
-            run.finished_at = utc_now()
             run.task = None
             self._running.pop(run.id, None)
             self._finished[run.id] = run
