@@ -169,11 +169,21 @@ async def test_a_queued_run_cancelled_before_any_worker_took_it(cluster: Cluster
     async with httpx.AsyncClient(timeout=30) as client:
         run_id = await submit(client, server, {"input": "never runs"})
         assert (await status_of(client, server, run_id))["status"] == "queued"
+        await asyncio.sleep(0.1)
+        health = (await client.get(f"{server}/health")).json()
         assert (await client.post(f"{server}/runs/{run_id}/cancel")).status_code == 202
         events, _ = await follow(client, server, run_id)
         info = await status_of(client, server, run_id)
     assert_complete_stream(events, "cancelled")
     assert len(events) == 1
+    queue = health["metrics"]["queue"]
+    assert (health["status"], queue["queued"], queue["running"], queue["workers"]) == (
+        "healthy",
+        1,
+        0,
+        [],
+    )
+    assert queue["oldest_queued_age"] >= 0.1
     assert (info["status"], info["attempt"], info["step"]) == ("cancelled", 0, 0)
 
 
@@ -246,6 +256,7 @@ async def test_clients_get_every_event_once_across_a_redis_restart(
         await asyncio.sleep(0.4)
         await asyncio.to_thread(redis.stop)
         outage.set()
+        health = (await client.get(f"{server_b}/health")).json()
         await asyncio.sleep(0.5)
         await asyncio.to_thread(redis.start)
         streams = await asyncio.gather(*follows)
@@ -254,6 +265,11 @@ async def test_clients_get_every_event_once_across_a_redis_restart(
         assert_complete_stream(events)
         assert sum(e["type"] == "node" for e in events) == len(NODES) * EVENTS_PER_NODE
     assert [reconnects for _, reconnects in streams] == [0, 1] * (len(streams) // 2)
+    assert (health["status"], health["metrics"]["redis"], health["metrics"]["postgres"]) == (
+        "degraded",
+        False,
+        True,
+    )
     assert all(info["step"] == len(NODES) for info in finals)
 
 
