@@ -227,7 +227,8 @@
         $("start").disabled = false;
         return;
       }
-      if (response.ok && info.status !== "running" && view.lastId >= info.events) {
+      const live = info.status === "running" || info.status === "queued";
+      if (response.ok && !live && view.lastId >= info.events) {
         finish(info.status);
         return;
       }
@@ -242,7 +243,8 @@
     if (view.source) view.source.close();
     view.source = null;
     setConn("ended", "ended · " + status);
-    terminal("__end__", status === "completed" ? "done" : "failed");
+    const ok = status === "completed" || status === "succeeded";
+    terminal("__end__", ok ? "done" : "failed");
     $("cancel").disabled = true;
     $("start").disabled = false;
     updateStats();
