@@ -71,6 +71,38 @@ def stop(processes: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM) ->
             process.wait()
 
 
+def cpu_seconds(pids: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """CPU seconds used so far by the PostgreSQL and Redis servers and by `pids` (per name),
+    read from /proc: where the time of a phase went."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {"postgres": 0.0, "redis": 0.0}
+    owners = {pid: name for name, group in (pids or {}).items() for pid in group}
+    for name in owners.values():
+        totals[name] = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        pid = int(entry.name)
+        if pid in owners:
+            totals[owners[pid]] += used
+        elif comm.startswith("postgres"):
+            totals["postgres"] += used
+        elif comm.startswith("redis-server"):
+            totals["redis"] += used
+    return totals
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {f"cpu_s_{name}": round(after[name] - before.get(name, 0.0), 2) for name in after}
+
+
 async def redis_calls(url: str) -> int:
     from redis.asyncio import Redis
 
@@ -130,6 +162,7 @@ async def through_queue(
             while len((await queue.stats("bench")).workers) < workers:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             calls = await redis_calls(redis)
+            cpu = cpu_seconds({"workers": [p.pid for p in processes]})
             started = time.perf_counter()
             empty = VersionedState().to_dict()
             ids = [(await queue.enqueue("bench", empty)).id for _ in range(runs)]
@@ -139,6 +172,7 @@ async def through_queue(
                     break
                 await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - started
+            cpu = cpu_share(cpu, cpu_seconds({"workers": [p.pid for p in processes]}))
             calls = await redis_calls(redis) - calls
             outcomes = [await queue.get(run_id) for run_id in ids]
             failed = [r for r in outcomes if r is None or r.status != "succeeded"]
@@ -153,8 +187,10 @@ async def through_queue(
         stop(processes)
     return {
         "runs_per_s": runs / elapsed,
+        "seconds": elapsed,
         "events": events,
         "redis_commands_per_event": calls / events,
+        **cpu,
     }
 
 
@@ -215,7 +251,9 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"{workers} worker(s):    {row['runs_per_s']:8.1f} runs/s "
                 f"({ratio:.2f}x the single process), "
-                f"{row['redis_commands_per_event']:.3f} Redis commands per event",
+                f"{row['redis_commands_per_event']:.3f} Redis commands per event; CPU s over "
+                f"{row['seconds']:.1f} s: PostgreSQL {row['cpu_s_postgres']}, workers "
+                f"{row['cpu_s_workers']}, Redis {row['cpu_s_redis']}",
                 flush=True,
             )
         lat = await latency(pg.dsn, redis.url, args.events)
