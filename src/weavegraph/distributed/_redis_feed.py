@@ -6,17 +6,17 @@ it, however many SSE clients follow that run. It reads only while some feed wait
 events, so a run nobody keeps up with costs nothing. A feed further back than the ring reads
 that part itself (``XRANGE``, a page at a time), then joins the ring.
 
-Whatever reads a stream goes through a `_Sequencer`: events come out in id order, and a hole
-(entries trimmed by ``MAXLEN``, an expired stream, a Redis restart that lost them) is read
-from the durable event log, or reported as one GAP_SCOPE diagnostic for what the log lacks
-too. While Redis is unreachable readers retry with backoff and go on from their cursor.
+Whatever reads a stream goes through a `Sequencer` (see `_redis_order`): events come out in
+id order, and a hole (entries trimmed by ``MAXLEN``, an expired stream, a Redis restart that
+lost them) is read from the durable event log, or reported as one GAP_SCOPE diagnostic for
+what the log lacks too. While Redis is unreachable readers retry with backoff and go on from
+their cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from bisect import bisect_right
 
 from redis.asyncio import Redis
 
@@ -24,12 +24,12 @@ from .._errors import EventBusError, EventLogError
 from .._event import Event
 from .._resource import AsyncResource
 from ..checkpoint import EventLog
-from ..web._feed import PAGE, covered, fill_from_log, gap_event
+from ..web._feed import PAGE, covered, gap_event
+from ._redis_order import Ring, Sequencer, is_gap, stream_entries
 from ._redis_sink import (
     DEFAULT_PREFIX,
     RETRYABLE,
     Backoff,
-    Entries,
     connect,
     decode_entries,
     last_id,
@@ -41,112 +41,6 @@ __all__ = ["RedisEventSource", "RedisFeed"]
 _logger = logging.getLogger("weavegraph.redis")
 # A reader waiting for the log to come back is as stuck as one waiting for Redis.
 _TRANSIENT: tuple[type[Exception], ...] = (*RETRYABLE, EventLogError)
-
-
-def _is_gap(event: Event) -> bool:
-    return event.id == 0 and "last_missed_id" in event.metadata
-
-
-def _position(event: Event) -> int:
-    """Where an event sits in its run: its id, or the last id a gap diagnostic stands for."""
-    return int(event.metadata["last_missed_id"]) if _is_gap(event) else event.id
-
-
-def _entries(reply: object) -> Entries | None:
-    """The entries of the one stream an XREAD asked for (RESP2 list or RESP3 map)."""
-    if isinstance(reply, dict):
-        for value in reply.values():
-            return value[0] if value else None
-        return None
-    if isinstance(reply, list) and reply:
-        entries: Entries = reply[0][1]
-        return entries
-    return None
-
-
-class _Sequencer:
-    """A run's events in id order from stream entries, holes filled from the log or reported.
-
-    `cursor` is the last id accounted for. `take` passes on what follows it without a hole
-    and keeps the rest; while `backlog` is true, `fill` gives the next page: of the hole, or
-    of the events kept after it.
-    """
-
-    __slots__ = ("_log", "_session", "_timeout", "cursor", "hole", "pending")
-
-    def __init__(
-        self, cursor: int, log: EventLog | None, session_id: str, fill_timeout: float
-    ) -> None:
-        self.cursor = cursor
-        self.hole: tuple[int, int] | None = None
-        self.pending: list[Event] = []
-        self._log = log
-        self._session = session_id
-        self._timeout = fill_timeout
-
-    @property
-    def backlog(self) -> bool:
-        """True while a hole or the events after one wait to be passed on."""
-        return self.hole is not None or bool(self.pending)
-
-    def take(self, events: list[Event]) -> list[Event]:
-        """The events (ascending ids) that follow the cursor; those after a hole are kept."""
-        taken = []
-        cursor = self.cursor
-        for index, event in enumerate(events):
-            if event.id <= cursor:  # rare: read twice
-                continue
-            if event.id > cursor + 1:
-                self.hole = (cursor + 1, event.id - 1)
-                self.pending = events[index:]
-                break
-            taken.append(event)
-            cursor = event.id
-        self.cursor = cursor
-        return taken
-
-    async def fill(self) -> list[Event]:
-        """The next page of the backlog: the hole from the log (or a gap), or what followed."""
-        if self.hole is None:
-            pending, self.pending = self.pending, []
-            return self.take(pending)
-        first, last = self.hole
-        page = await fill_from_log(self._log, self._session, first, last, self._timeout)
-        self.cursor = covered(page)
-        self.hole = None if self.cursor >= last else (self.cursor + 1, last)
-        return page
-
-
-class _Ring:
-    """The latest events of a run (from `size` to twice that, or the last batch), by position.
-
-    It holds every position from `base` (excluded) to the last one, gaps included.
-    """
-
-    __slots__ = ("base", "events", "positions", "size")
-
-    def __init__(self, base: int, size: int) -> None:
-        self.base = base
-        self.size = size
-        self.events: list[Event] = []
-        self.positions: list[int] = []
-
-    def extend(self, events: list[Event]) -> None:
-        """Add the next events; never trims them (feeds waiting at the top want them all)."""
-        older = len(self.events)
-        self.events += events
-        self.positions += [_position(event) for event in events]
-        excess = len(self.events) - self.size
-        if excess > self.size and older:  # trimmed in chunks: appending stays O(1) per event
-            cut = min(excess, older)
-            self.base = self.positions[cut - 1]
-            del self.events[:cut]
-            del self.positions[:cut]
-
-    def since(self, after: int) -> list[Event]:
-        """Up to PAGE events placed after `after`."""
-        start = bisect_right(self.positions, after)
-        return self.events[start : start + PAGE]
 
 
 class _RunReader:
@@ -172,8 +66,8 @@ class _RunReader:
         self.source = source
         self.session = session_id
         self.key = stream_key(session_id, source._prefix)
-        self.ring = _Ring(cursor, source._ring)
-        self.sequencer = _Sequencer(cursor, source._log, session_id, source._fill_timeout)
+        self.ring = Ring(cursor, source._ring)
+        self.sequencer = Sequencer(cursor, source._log, session_id, source._fill_timeout)
         self.feeds = 0
         self.waiting = 0  # feeds waiting for the ring to grow since the last batch
         self.ended = False  # the ring holds the run's STREAM_END: nothing more to read
@@ -268,7 +162,7 @@ class _RunReader:
         reply = await redis.xread(
             {self.key: f"{sequencer.cursor}-0"}, count=PAGE, block=self.source._block_ms
         )
-        entries = _entries(reply)
+        entries = stream_entries(reply)
         if entries:
             return sequencer.take(decode_entries(entries))
         await self._check_lost()
@@ -298,7 +192,7 @@ class RedisFeed:
         self._last = after
         self._done = False
         self._closed = False
-        self._catch_up: _Sequencer | None = None  # reads what is older than the ring
+        self._catch_up: Sequencer | None = None  # reads what is older than the ring
         reader.join()
 
     async def next_batch(self) -> list[Event] | None:
@@ -336,7 +230,7 @@ class RedisFeed:
 
     def _deliver(self, batch: list[Event]) -> list[Event]:
         first = batch[0]
-        if _is_gap(first) and int(first.metadata["first_missed_id"]) <= self._last:
+        if is_gap(first) and int(first.metadata["first_missed_id"]) <= self._last:
             # A gap that began before this feed's position: say only what this feed missed.
             last = int(first.metadata["last_missed_id"])
             batch = [gap_event(self._last + 1, last, first.session_id), *batch[1:]]
@@ -354,7 +248,7 @@ class RedisFeed:
         source = reader.source
         sequencer = self._catch_up
         if sequencer is None or sequencer.cursor != self._last:
-            sequencer = _Sequencer(self._last, source._log, reader.session, source._fill_timeout)
+            sequencer = Sequencer(self._last, source._log, reader.session, source._fill_timeout)
             self._catch_up = sequencer
         base = reader.ring.base
         backoff = Backoff()
