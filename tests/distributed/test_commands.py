@@ -34,3 +34,14 @@ def test_worker_with_an_unknown_target(capsys: pytest.CaptureFixture[str]) -> No
     argv = ["worker", "no_such_module:app", "--postgres", "x", "--redis", "y"]
     assert main(argv, out=io.StringIO()) == 2
     assert capsys.readouterr().err.startswith("weavegraph worker: ")
+
+
+def test_the_distributed_package_exports_documented_names() -> None:
+    import weavegraph.distributed as distributed
+
+    names = list(distributed.__all__)
+    assert names == sorted(names, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+    for name in names:
+        value = getattr(distributed, name)
+        if callable(value):
+            assert value.__doc__, f"{name} has no docstring"
