@@ -67,6 +67,7 @@ class Event:
     """
 
     __slots__ = (
+        "_ts_ns",
         "id",
         "is_final",
         "kind",
@@ -77,7 +78,6 @@ class Event:
         "session_id",
         "step",
         "stream_id",
-        "ts_us",
     )
 
     def __init__(
@@ -104,7 +104,8 @@ class Event:
         self.step = step
         self.stream_id = stream_id
         self.is_final = is_final
-        self.ts_us = time.time_ns() // 1000 if ts_us is None else ts_us
+        # Kept in nanoseconds as the clock gives them: the division waits until someone reads it.
+        self._ts_ns = _time_ns() if ts_us is None else ts_us * 1000
         self.id = id
 
     # -- constructors -------------------------------------------------------------------------
@@ -176,7 +177,7 @@ class Event:
         node_id: str | None,
         step: int | None,
     ) -> Event:
-        """`Event(...)` without the keyword plumbing, for the emit hot path (no LLM fields)."""
+        """`Event(...)` without the keyword plumbing, for the runtime's events (no LLM fields)."""
         event: Event = _new(cls)
         event.kind = kind
         event.scope = scope
@@ -187,11 +188,20 @@ class Event:
         event.step = step
         event.stream_id = None
         event.is_final = False
-        event.ts_us = _time_ns() // 1000
+        event._ts_ns = _time_ns()
         event.id = 0
         return event
 
     # -- views --------------------------------------------------------------------------------
+
+    @property
+    def ts_us(self) -> int:
+        """When the event was emitted, in microseconds since the epoch."""
+        return self._ts_ns // 1000
+
+    @ts_us.setter
+    def ts_us(self, value: int) -> None:
+        self._ts_ns = value * 1000
 
     @property
     def timestamp(self) -> datetime:
@@ -272,7 +282,7 @@ class Event:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in Event.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -291,3 +301,7 @@ class Event:
             label = self.stream_id or self.node_id
             return f"[LLM {label}] {self.message}" if label else self.message
         return self.message
+
+
+# What `==` compares: every field, the timestamp at the microseconds of the wire shape.
+_FIELDS = (*(name for name in Event.__slots__ if name != "_ts_ns"), "ts_us")

@@ -61,7 +61,7 @@ class Hub:
         "_owner",
         "_readable",
         "_room",
-        "_trim_at",
+        "_trim_id",
         "_waiter",
         "dropped",
         "readers",
@@ -79,7 +79,7 @@ class Hub:
         self._ids = itertools.count(first_id)
         self._holes: set[int] = set()
         self._ends: list[int] = []  # ids of retained STREAM_END events
-        self._trim_at = 2 * capacity
+        self._trim_id = first_id + 2 * capacity  # placing this id (or a later one) trims
         self._lossless: list[Reader] = []
         self._waiter: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
@@ -159,16 +159,16 @@ class Hub:
         if _get_ident() != self._owner:  # other threads, no loop yet, or closed (owner is -1)
             return self._publish_slow(event)
         eid = event.id = next(self._ids)
-        buf = self._buf
-        size = len(buf)
-        if eid - self._base == size and not self._holes:
-            buf.append(event)
+        # The next id after the readable ones goes at the end. With holes it cannot be that
+        # id: the hole's id was taken earlier, so it lies between the readable ones and `eid`.
+        if eid == self._readable + 1:
+            self._buf.append(event)
             self._readable = eid
         else:
             self._place(event)
         if event.scope == STREAM_END_SCOPE:
             self._ends.append(eid)
-        if size >= self._trim_at:
+        if eid >= self._trim_id:
             self._trim()
         waiter = self._waiter
         if waiter is not None:
@@ -229,7 +229,7 @@ class Hub:
         if event.scope == STREAM_END_SCOPE:
             self._ends.append(event.id)
             self._ends.sort()  # another thread's end may arrive late
-        if len(self._buf) > self._trim_at:
+        if self._base + len(self._buf) > self._trim_id:
             self._trim()
         waiter = self._waiter
         if waiter is not None:
@@ -267,7 +267,7 @@ class Hub:
             ends = self._ends
             while ends and ends[0] < keep:
                 del ends[0]
-        self._trim_at = len(self._buf) + self._capacity
+        self._trim_id = self._base + len(self._buf) + self._capacity
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -301,7 +301,13 @@ class Hub:
         return max(self._base, self._readable - self._capacity + 1)
 
     async def wait(self) -> None:
-        """Wait until something is published or the hub closes (one shared future per wake)."""
+        """Wait until something is published or the hub closes (one shared future per wake).
+
+        One future for all readers, each awaiting it through `asyncio.shield`, measured faster
+        than a future per reader: the shield's extra loop callback lets a reader that yields
+        after every event take two at a time (4 readers, an event and a yield each: 51k
+        against 46k events/s), and with batches of events the wake-ups are too rare to matter.
+        """
         waiter = self._waiter
         if waiter is None:
             loop = self.bind()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
 from ._error_event import ErrorEvent
 from ._event import (
+    _EMPTY,
     LLM_ERROR_SCOPE,
     LLM_FINAL_SCOPE,
     RESERVED_METADATA_KEYS,
@@ -18,6 +20,9 @@ from ._event import (
 from ._json import JSONValue
 from ._message import Message
 from ._state import StateSnapshot
+
+_new = object.__new__
+_time_ns = time.time_ns
 
 __all__ = [
     "Goto",
@@ -118,7 +123,7 @@ class NodeContext:
         attempt: 1 on the first try, 2 on the first retry, …
     """
 
-    __slots__ = ("_bus", "attempt", "node", "session_id", "step")
+    __slots__ = ("_bus", "_publish", "attempt", "node", "session_id", "step")
 
     def __init__(
         self, node: str, step: int, session_id: str, bus: Publisher, attempt: int = 1
@@ -128,10 +133,29 @@ class NodeContext:
         self.session_id = session_id
         self.attempt = attempt
         self._bus = bus
+        self._publish = bus.publish
 
     def emit(self, scope: str, message: str, **metadata: JSONValue) -> Event:
         """Publish a node event now (never blocks); returns it with its id."""
-        return self._bus.publish(self._event("node", scope, message, metadata))
+        if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
+            _reject_reserved(metadata)
+        # The hottest path of a streaming run: `Event._fast` inlined, one call per event
+        # (the publish) instead of four. Keep the slot stores in step with `Event._fast`.
+        event: Event = _new(Event)
+        event.kind = "node"
+        event.scope = scope
+        event.message = message
+        # The shared empty mapping: `**metadata` is then freed at once, and an event costs
+        # one tracked allocation instead of two (fewer garbage collector passes).
+        event.metadata = metadata or _EMPTY
+        event.session_id = self.session_id
+        event.node_id = self.node
+        event.step = self.step
+        event.stream_id = None
+        event.is_final = False
+        event._ts_ns = _time_ns()
+        event.id = 0
+        return self._publish(event)
 
     async def emit_async(self, scope: str, message: str, **metadata: JSONValue) -> Event:
         """Publish a node event, waiting while a lossless reader is a full buffer behind."""
@@ -146,7 +170,9 @@ class NodeContext:
     ) -> Event:
         if metadata and not RESERVED_METADATA_KEYS.isdisjoint(metadata):
             _reject_reserved(metadata)
-        return Event._fast(kind, scope, message, metadata, self.session_id, self.node, self.step)
+        return Event._fast(
+            kind, scope, message, metadata or _EMPTY, self.session_id, self.node, self.step
+        )
 
     def emit_llm_chunk(
         self, chunk: str, *, stream_id: str | None = None, **metadata: JSONValue

@@ -39,20 +39,20 @@ def _make_filter(
     kinds: str | Iterable[str] | None,
     nodes: str | Iterable[str] | None,
     scopes: str | Iterable[str] | None,
-    session_id: str | None,
 ) -> Callable[[Event], bool] | None:
-    """A predicate for the filters given, or None when there are none (the fast path)."""
+    """A predicate for the filters given, or None when there are none (the fast path).
+
+    The session filter is not part of it: `EventStream._fill` applies that one inline.
+    """
     kind_set, node_set, scope_set = (
         _names("kinds", kinds),
         _names("nodes", nodes),
         _names("", scopes),
     )
-    if kind_set is None and node_set is None and scope_set is None and session_id is None:
+    if kind_set is None and node_set is None and scope_set is None:
         return None
 
     def accept(event: Event) -> bool:
-        if session_id is not None and event.session_id != session_id:
-            return False
         # The end of a run passes every other filter, so a filtered stream still ends.
         if event.scope == STREAM_END_SCOPE and event.kind == "diagnostic":
             return True
@@ -111,7 +111,7 @@ class EventStream:
         if after is not None and (not isinstance(after, int) or after < 0):
             raise ValueError(f"after must be an event id (an int >= 0); got {after!r}")
         self._hub = hub
-        self._filter = _make_filter(kinds, nodes, scopes, session_id)
+        self._filter = _make_filter(kinds, nodes, scopes)
         self._session_id = session_id
         self._until_end = until_stream_end
         self._lossless = lossless
@@ -253,8 +253,12 @@ class EventStream:
         if not batch:
             return False
         self._cursor = start + len(batch) - 1
-        if self._filter is not None:
-            batch = [event for event in batch if self._filter(event)]
+        session_id = self._session_id
+        if session_id is not None:  # the common filter, without a call per event
+            batch = [event for event in batch if event.session_id == session_id]
+        accept = self._filter
+        if accept is not None:
+            batch = [event for event in batch if accept(event)]
         if self._until_end and hub.end_after(after):
             self._cut_at_end(batch)
         if start > after + 1:

@@ -472,3 +472,45 @@ def test_a_bus_closed_before_it_had_a_loop_stays_closed() -> None:
             bus.publish(node(1))
 
     asyncio.run(main())
+
+
+async def test_cancelling_one_waiting_reader_leaves_the_others_waiting() -> None:
+    bus = EventBus()
+    idle, cancelled, waiting = bus.subscribe(), bus.subscribe(), bus.subscribe()
+    for _ in range(5):
+        assert await idle.next_timeout(0.001) is None
+    reading = asyncio.create_task(cancelled.recv())
+    receiving = asyncio.create_task(waiting.recv())
+    await asyncio.sleep(0)
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    bus.publish(node(1))  # cancelling one reader does not cancel the others' wake-up
+    assert (await receiving).message == "m1"
+    assert (await cancelled.recv()).message == "m1"  # and the cancelled one lost nothing
+    assert (await idle.recv()).message == "m1"
+    await bus.stop()
+
+
+async def test_a_reader_cancelled_before_a_publish_loses_nothing() -> None:
+    bus = EventBus()
+    stream = bus.subscribe()
+    reading = asyncio.create_task(stream.recv())
+    await asyncio.sleep(0)
+    reading.cancel()
+    bus.publish(node(1))
+    await asyncio.gather(reading, return_exceptions=True)
+    assert reading.cancelled()
+    assert (await stream.recv()).message == "m1"
+    await bus.stop()
+
+
+async def test_session_and_scope_filters_combine() -> None:
+    bus = EventBus()
+    stream = bus.subscribe(session_id="s1", scopes="keep")
+    for session, scope in [("s1", "keep"), ("s2", "keep"), ("s1", "drop"), ("s1", "keep")]:
+        bus.publish(Event.node(scope, f"{session}/{scope}", session_id=session))
+    bus.publish(end("s2"))
+    bus.publish(end("s1"))
+    got = [event.message async for event in stream]
+    assert got == ["s1/keep", "s1/keep", "done"]
+    await bus.stop()
