@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from ._errors import RoutingError
@@ -114,6 +114,7 @@ class Graph:
     joins: tuple[JoinEdge, ...]
     joins_by_source: Mapping[str, tuple[JoinEdge, ...]]
     reducers: ReducerRegistry
+    _digest: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def edge_list(self) -> list[tuple[str, str]]:
@@ -122,6 +123,11 @@ class Graph:
 
     def hash(self) -> str:
         """A digest of the graph's shape (names, edges, declared targets, joins)."""
+        if not self._digest:  # every runner asks; the graph does not change
+            object.__setattr__(self, "_digest", self._shape_digest())
+        return self._digest
+
+    def _shape_digest(self) -> str:
         parts = [f"node:{name}>{','.join(spec.destinations)}" for name, spec in self.nodes.items()]
         parts += [f"edge:{src}->{dst}" for src, dst in self.edge_list]
         for src, conds in self.conditionals.items():

@@ -20,6 +20,7 @@ JSONObject: TypeAlias = Mapping[str, Any]
 """A JSON object (a mapping from str to JSON values)."""
 
 _SCALARS = (str, int, float, bool, type(None))
+_PLAIN = frozenset(_SCALARS)  # exactly these types: a set lookup instead of isinstance
 
 
 def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
@@ -32,8 +33,16 @@ class FrozenDict(dict[str, Any]):
     __slots__ = ()
 
     def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
-        items = data.items() if isinstance(data, Mapping) else data
-        dict.__init__(self, ((_key(k), freeze(v)) for k, v in items))
+        # Copied as it is, then checked and frozen in place: most values are scalars, which
+        # stay as they are (no generator, no (key, value) tuple per item).
+        dict.__init__(self, data)
+        for key, value in dict.items(self):
+            if type(key) is not str:
+                _key(key)
+            if type(value) not in _PLAIN:
+                frozen = freeze(value)
+                if frozen is not value:
+                    dict.__setitem__(self, key, frozen)
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
     __ior__ = _refuse
@@ -51,7 +60,12 @@ class FrozenList(list[Any]):
     __slots__ = ()
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
-        list.__init__(self, (freeze(v) for v in items))
+        list.__init__(self, items)
+        for index, value in enumerate(list.__iter__(self)):
+            if type(value) not in _PLAIN:
+                frozen = freeze(value)
+                if frozen is not value:
+                    list.__setitem__(self, index, frozen)
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = _refuse
     reverse = sort = clear = _refuse
@@ -71,11 +85,11 @@ def freeze(value: JSONValue) -> JSONValue:
         TypeError: `value` is not made of JSON values.
     """
     cls = type(value)
-    if cls is FrozenDict or cls is FrozenList or isinstance(value, _SCALARS):
+    if cls in _PLAIN or cls is FrozenDict or cls is FrozenList or isinstance(value, _SCALARS):
         return value
-    if isinstance(value, Mapping):
+    if cls is dict or isinstance(value, Mapping):
         return FrozenDict(value)
-    if isinstance(value, list | tuple):
+    if cls is list or cls is tuple or isinstance(value, list | tuple):
         return FrozenList(value)
     raise TypeError(
         "state values must be JSON values (None, bool, int, float, str, list, dict); "

@@ -62,7 +62,7 @@ class Session:
             step=self.step,
             state=self.state.copy(),
             frontier=self.frontier,
-            joins={key: tuple(sorted(v)) for key, v in self.joins.items()},
+            joins={key: tuple(sorted(v)) for key, v in self.joins.items()} if self.joins else {},
             ran_nodes=ran,
             skipped_nodes=skipped,
             updated_channels=updated,
@@ -107,8 +107,13 @@ async def next_frontier(
     nxt: dict[str, None] = {}
     waiting: dict[str, None] = {}
     joins_by_source = graph.joins_by_source
+    conditionals, edges = graph.conditionals, graph.edges
     for name, update in zip(frontier, updates, strict=True):
-        for target in await successors(graph, name, update, session.state):
+        if (update is None or update.goto is None) and name not in conditionals:
+            targets: Sequence[str] = edges.get(name, ())  # `successors`' fast path, inlined
+        else:
+            targets = await successors(graph, name, update, session.state)
+        for target in targets:
             nxt[target] = None
         for join in joins_by_source.get(name, ()):
             if _arrive(session, join, name):

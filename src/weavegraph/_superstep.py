@@ -16,7 +16,7 @@ from ._errors import (
     ReducerError,
     RoutingError,
 )
-from ._execute import NodeFailure, StepContext, run_frontier
+from ._execute import SYNC_CALLER, NodeFailure, StepContext, run_frontier
 from ._reducers import apply_updates
 from ._session import Session, next_frontier, record_error
 from .checkpoint import RunStatus
@@ -74,7 +74,14 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
     t0 = time.perf_counter()
     nodes = runner.graph.nodes
     context = StepContext(
-        session.id, step, session.state.snapshot(), bus, lifecycle, runner.max_concurrency
+        session.id,
+        step,
+        session.state.snapshot(),
+        bus,
+        lifecycle,
+        runner.max_concurrency,
+        # Several plain-function nodes of one step run side by side, in worker threads.
+        len(frontier) == 1 and SYNC_CALLER.get(),
     )
     try:
         updates = await run_frontier([nodes[name] for name in frontier], context)
@@ -165,14 +172,14 @@ def _node_failed(session: Session, step: int, failure: NodeFailure) -> NodeExecu
 
 async def save(runner: AppRunner, session: Session) -> None:
     """Checkpoint the session as it is; a failure is recorded and raised as CheckpointError."""
-    scope = ErrorScope.in_runner(session.id, session.step)
     try:
         await runner.checkpointer.save(session.checkpoint(runner.graph_hash))
     except CheckpointError as exc:
+        scope = ErrorScope.in_runner(session.id, session.step)
         raise fail(session, exc, scope)  # noqa: B904 - it is the error itself
     except Exception as exc:
         error = CheckpointError(
             f"saving step {session.step} of session {session.id!r} failed: {exc}"
         )
         error.__cause__ = exc  # set before recording, so the record shows the cause
-        raise fail(session, error, scope) from exc
+        raise fail(session, error, ErrorScope.in_runner(session.id, session.step)) from exc
