@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._bus import EventBus
 from ._config import RuntimeConfig
+from ._execute import SYNC_CALLER
 from ._graph import Graph
 from ._invoke import EventReceiver, InvocationHandle
 from ._render import to_dot, to_mermaid
@@ -109,6 +110,12 @@ class App:
     ) -> VersionedState:
         """`invoke` for scripts without an event loop.
 
+        The run has an event loop of its own. When the graph is all plain functions and
+        nothing else lives on that loop (no sinks in `config.event_bus`, no
+        `config.checkpointer`, no `timeout`), a step's only node runs in the calling thread
+        instead of a worker thread, unless it has a timeout: it could block nobody, and the
+        hop would cost more than the step. Steps of several nodes still run them in threads.
+
         Raises:
             RuntimeError: called from inside a running event loop (await `invoke` there).
         """
@@ -116,7 +123,20 @@ class App:
             raise RuntimeError(
                 "invoke_sync() cannot run inside an event loop; use await app.invoke()"
             )
-        return asyncio.run(self.invoke(state, **options))  # type: ignore[arg-type]
+        return asyncio.run(self._invoke_sync(state, options))
+
+    async def _invoke_sync(
+        self, state: VersionedState | None, options: dict[str, float | str | None]
+    ) -> VersionedState:
+        cfg = self.config
+        if (
+            options.get("timeout") is None
+            and not cfg.event_bus.sinks
+            and cfg.checkpointer is None
+            and not any(spec.is_async for spec in self.graph.nodes.values())
+        ):
+            SYNC_CALLER.set(True)  # this task's own context: the caller's is not touched
+        return await self.invoke(state, **options)  # type: ignore[arg-type]
 
     async def invoke_with_channel(
         self, state: VersionedState | None = None, *, timeout: float | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import time
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,13 @@ from ._message import Message
 from ._node import NodeContext, NodePartial, NodeSpec, Publisher
 from ._state import StateSnapshot
 
-__all__ = ["NodeFailure", "StepContext", "run_frontier"]
+__all__ = ["SYNC_CALLER", "NodeFailure", "StepContext", "run_frontier"]
+
+SYNC_CALLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "weavegraph_sync_caller", default=False
+)
+"""True inside `App.invoke_sync` of a graph of plain functions when nothing but the run itself
+lives on its event loop: no sinks, no checkpointer of the caller's, no run timeout."""
 
 
 class NodeFailure(Exception):
@@ -39,6 +46,7 @@ class StepContext:
     bus: Publisher
     lifecycle: bool
     max_concurrency: int | None
+    inline: bool = False  # the step's one node, if a plain function, runs in the loop's thread
 
 
 async def run_frontier(specs: Sequence[NodeSpec], step: StepContext) -> list[NodePartial | None]:
@@ -85,11 +93,14 @@ async def run_node(spec: NodeSpec, step: StepContext) -> NodePartial | None:
         timed_out = False
         try:
             if spec.timeout is None:
-                result = await _call(spec, step.snapshot, ctx)
+                if spec.is_async:  # the common case, without the extra coroutine of _call
+                    result = await spec.fn(step.snapshot, ctx)  # type: ignore[misc]
+                else:
+                    result = await _call(spec, step.snapshot, ctx, step.inline)
             else:
                 try:
                     async with asyncio.timeout(spec.timeout) as deadline:
-                        result = await _call(spec, step.snapshot, ctx)
+                        result = await _call(spec, step.snapshot, ctx, False)
                 except TimeoutError:
                     if not deadline.expired():
                         raise  # the node's own TimeoutError, not our deadline
@@ -126,14 +137,37 @@ async def run_node(spec: NodeSpec, step: StepContext) -> NodePartial | None:
         return partial
 
 
-async def _call(spec: NodeSpec, snapshot: StateSnapshot, ctx: NodeContext) -> object:
+async def _call(spec: NodeSpec, snapshot: StateSnapshot, ctx: NodeContext, inline: bool) -> object:
     if spec.is_async:
         return await spec.fn(snapshot, ctx)  # type: ignore[misc]
-    # A plain function may block, so it runs in a worker thread, never on the loop.
-    result = await asyncio.to_thread(spec.fn, snapshot, ctx)
+    if inline:
+        result = _call_inline(spec, snapshot, ctx)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            await asyncio.sleep(0)  # a Ctrl-C during the node: stop now, as after a thread hop
+    else:
+        # A plain function may block, so it runs in a worker thread, never on the loop.
+        result = await asyncio.to_thread(spec.fn, snapshot, ctx)
     if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
         return await result
     return result
+
+
+def _call_inline(spec: NodeSpec, snapshot: StateSnapshot, ctx: NodeContext) -> object:
+    """Run a plain-function node in the thread of the loop, as `asyncio.to_thread` would.
+
+    Only for `invoke_sync` runs whose loop serves nothing else (see SYNC_CALLER), where a
+    thread hop per node (about 8 times the cost of the step) would protect nobody: the caller
+    waits for the run anyway. As in a worker thread, the node sees no running loop (so it may
+    call `asyncio.run` itself) and a copy of the context. Without a timeout there is nothing
+    to interrupt it: nodes with a timeout, and runs with one, still go to a worker thread.
+    """
+    loop = asyncio.get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        return contextvars.copy_context().run(spec.fn, snapshot, ctx)
+    finally:
+        asyncio._set_running_loop(loop)
 
 
 def _checked(node: str, result: object) -> NodePartial | None:
