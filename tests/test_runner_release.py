@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from test_runner import chain
 from weavegraph import (
     END,
@@ -14,6 +16,7 @@ from weavegraph import (
     InMemoryCheckpointer,
     MemorySink,
     NodePartial,
+    SessionError,
     VersionedState,
 )
 from weavegraph._lifecycle import stream_end
@@ -96,3 +99,32 @@ async def test_release_during_a_running_step_finishes_that_step() -> None:
     assert latest is not None
     assert latest.step == 1
     assert latest.frontier == ("after",)
+
+
+async def test_a_runner_keeps_only_the_latest_finished_sessions() -> None:
+    checkpointer = InMemoryCheckpointer()
+    runner = AppRunner(chain("a").compile(), checkpointer=checkpointer, keep_finished=2)
+    ids = []
+    for index in range(4):
+        sid = await runner.create_session(VersionedState(), session_id=f"s{index}")
+        await runner.run_until_complete(sid)
+        ids.append(sid)
+    assert [runner.session(sid).status for sid in ids[2:]] == ["completed", "completed"]
+    for sid in ids[:2]:
+        with pytest.raises(SessionError, match=f"unknown session '{sid}'; sessions: s2, s3"):
+            runner.session(sid)
+        assert await checkpointer.load_latest(sid) is not None  # still in the checkpointer
+    with pytest.raises(ValueError, match="keep_finished must not be negative; got -1"):
+        AppRunner(chain("a").compile(), keep_finished=-1)
+
+
+async def test_the_unknown_session_error_names_only_the_latest_ten() -> None:
+    runner = AppRunner(chain("a").compile())
+    for index in range(12):
+        await runner.create_session(VersionedState(), session_id=f"s{index}")
+    with pytest.raises(SessionError) as info:
+        runner.session("nope")
+    assert str(info.value) == (
+        "unknown session 'nope'; sessions: 12 sessions, the latest s2, s3, s4, s5, s6, s7, s8, "
+        "s9, s10, s11"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from ._graph import Graph
 from ._invoke import EventReceiver, InvocationHandle
 from ._render import to_dot, to_mermaid
 from ._runner import AppRunner
+from ._session import new_session_id
 from ._state import VersionedState
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class App:
         after the run's STREAM_END diagnostic.
         """
         runner = self.runner()
-        session_id = uuid.uuid4().hex
+        session_id = new_session_id()
         # The bus is this run's own: no filter is needed to keep other runs out.
         stream = runner.event_bus.subscribe()
         return InvocationHandle(runner, state, session_id, timeout), stream

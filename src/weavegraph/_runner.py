@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from ._node import NodePartial
 from ._reducers import apply_updates
 from ._resource import AsyncResource
 from ._session import Session, entry, record_error, successors
+from ._session import new_session_id as fresh_id
 from ._state import VersionedState
 from ._superstep import StepReport, save, superstep
 from .checkpoint import Checkpoint, Checkpointer, EventLog, EventLogSink, InMemoryCheckpointer
@@ -49,6 +49,9 @@ class AppRunner(AsyncResource):
         lifecycle_events: publish run/step/node start and finish diagnostics.
         event_log: a durable log every event of the bus is written to (losslessly). A session
             resumed on a fresh bus continues the event ids of its log.
+        keep_finished: finished sessions (completed, failed, cancelled) kept in memory for
+            `session()`; older ones are dropped (their checkpoints stay in the checkpointer),
+            so a long-lived runner does not grow without bound.
     """
 
     def __init__(
@@ -65,7 +68,10 @@ class AppRunner(AsyncResource):
         interrupt_after: Iterable[str] = (),
         lifecycle_events: bool = True,
         event_log: EventLog | None = None,
+        keep_finished: int = 1000,
     ) -> None:
+        if keep_finished < 0:
+            raise ValueError(f"keep_finished must not be negative; got {keep_finished}")
         self.app = app
         self.graph: Graph = app.graph
         self.graph_hash = self.graph.hash()
@@ -86,6 +92,8 @@ class AppRunner(AsyncResource):
         self._sessions: dict[str, Session] = {}
         self._iterative: set[str] = set()
         self._releasing: set[str] = set()
+        self.keep_finished = keep_finished
+        self._finished: dict[str, None] = {}  # finished session ids, oldest first
         self.event_log = event_log
         if event_log is not None:
             self.event_bus.add_sink(EventLogSink(event_log))
@@ -121,7 +129,7 @@ class AppRunner(AsyncResource):
             SessionError: the session is already live in this runner, or `state` was given
                 for a session that exists in the checkpointer.
         """
-        session_id = session_id or uuid.uuid4().hex
+        session_id = session_id or fresh_id()
         if session_id in self._sessions:
             raise SessionError(f"session {session_id!r} already exists in this runner")
         if (checkpoint := await self.checkpointer.load_latest(session_id)) is not None:
@@ -149,7 +157,10 @@ class AppRunner(AsyncResource):
         try:
             return self._sessions[session_id]
         except KeyError:
-            known = ", ".join(self._sessions) or "none"
+            names = list(self._sessions)
+            known = ", ".join(names[-10:]) or "none"
+            if len(names) > 10:
+                known = f"{len(names)} sessions, the latest {known}"
             raise SessionError(f"unknown session {session_id!r}; sessions: {known}") from None
 
     async def resume(self, session_id: str, *, timeout: float | None = None) -> VersionedState:
@@ -181,7 +192,7 @@ class AppRunner(AsyncResource):
         checkpoint = await self.checkpointer.load(session_id, step)
         if checkpoint is None:
             raise SessionError(f"session {session_id!r} has no checkpoint at step {step}")
-        new_id = new_session_id or uuid.uuid4().hex
+        new_id = new_session_id or fresh_id()
         if new_id in self._sessions or await self.checkpointer.load_latest(new_id) is not None:
             raise SessionError(f"session {new_id!r} already exists; choose another id")
         session = Session.from_checkpoint(checkpoint)
@@ -353,6 +364,22 @@ class AppRunner(AsyncResource):
                 bus.publish(life.run_finished(session.id, session.step, status, elapsed))
             if end is not None and status != "released":
                 bus.publish(life.stream_end(session.id, session.step, status, scope=end))
+            if session.status in _OVER:
+                self._forget_finished(session.id)
+
+    def _forget_finished(self, session_id: str) -> None:
+        """Note a finished session; drop the oldest beyond `keep_finished`."""
+        finished = self._finished
+        finished.pop(session_id, None)
+        finished[session_id] = None
+        while len(finished) > self.keep_finished:
+            oldest = next(iter(finished))
+            del finished[oldest]
+            session = self._sessions.get(oldest)
+            if session is not None and session.status in _OVER:
+                del self._sessions[oldest]
+                self._releasing.discard(oldest)
+                self._iterative.discard(oldest)
 
     async def run_step(self, session_id: str) -> StepReport:
         """Run the next superstep of a session (or pause at an `interrupt_before`)."""

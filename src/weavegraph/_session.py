@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,7 +14,12 @@ from ._node import NodePartial
 from ._state import VersionedState
 from .checkpoint import Checkpoint, RunStatus
 
-__all__ = ["Session", "entry", "next_frontier", "record_error", "successors"]
+__all__ = ["Session", "entry", "new_session_id", "next_frontier", "record_error", "successors"]
+
+
+def new_session_id() -> str:
+    """A fresh random session id: 32 hex digits (as `uuid4().hex`, without importing uuid)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

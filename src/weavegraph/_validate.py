@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
 from ._errors import (
@@ -123,6 +122,8 @@ def _check_duplicates(edges: Sequence[tuple[str, str]], joins: Sequence[JoinEdge
 def _known(name: str, nodes: Mapping[str, NodeSpec], where: str, allow: Iterable[str] = ()) -> None:
     if name in nodes or name in allow:
         return
+    import difflib  # only for an error message: not on the import path of the package
+
     close = difflib.get_close_matches(name, list(nodes), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     registered = ", ".join(nodes) if nodes else "none"
