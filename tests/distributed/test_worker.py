@@ -229,3 +229,20 @@ async def _is(stores: Stores, run_id: str, wanted: str) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_cancel_notice_that_overtakes_the_claim(stores: Stores) -> None:
+    worker = stores.worker()
+    worker._remember_cancel("old")  # pruned once a minute old
+    worker._early_cancels["old"] -= 120
+    run_id = await enqueue(stores, pace=0.5)
+    worker._remember_cancel(run_id)  # the notice came before the claim returned
+    assert list(worker._early_cancels) == [run_id]
+    task = asyncio.create_task(worker.run())
+    await until(lambda: _is(stores, run_id, "cancelled"))
+    worker.stop()
+    await task
+    events = await stores.stream(run_id)
+    assert [e.is_stream_end() for e in events] == [True]
+    assert events[0].metadata["status"] == "cancelled"
+    assert worker.counts.cancelled == 1

@@ -58,6 +58,7 @@ class _Active:
     cancelled: bool = False  # cancel requested through the queue
     release: bool = False  # hand back after the step in flight
     settling: bool = False  # the outcome is being recorded: no more cancelling
+    started: bool = False  # the task has begun (one cancelled before that never runs)
 
 
 @dataclass(slots=True)
@@ -122,6 +123,7 @@ class Worker:
         self._active: dict[str, _Active] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._early_cancels: dict[str, float] = {}  # cancel notices of runs not (yet) ours
 
     @property
     def active(self) -> list[str]:
@@ -135,7 +137,8 @@ class Worker:
             for active in self._active.values():
                 if active.task is not None and not active.settling:
                     active.lost = True
-                    active.task.cancel()
+                    if active.started:
+                        active.task.cancel()
         self._stopping = True
         for active in self._active.values():
             active.release = True
@@ -177,14 +180,20 @@ class Worker:
             except QueueError as exc:
                 logger.warning("claiming failed: %s", exc)
                 return
+            if run is not None:  # registered before any await: a cancel notice finds it
+                self.counts.claimed += 1
+                active = _Active(run)
+                self._active[run.id] = active
+                active.task = asyncio.create_task(self._execute(active), name=f"run-{run.id[:8]}")
+                if self._early_cancels.pop(run.id, None) is not None:
+                    self._cancel(active)
             for abandoned in self.queue.take_abandoned():
-                await self._close_abandoned(abandoned)
+                try:
+                    await self._close_abandoned(abandoned)
+                except Exception:  # the queue has it as over already; only its stream is open
+                    logger.exception("run %s: its stream could not be closed", abandoned.id)
             if run is None:
                 return
-            self.counts.claimed += 1
-            active = _Active(run)
-            self._active[run.id] = active
-            active.task = asyncio.create_task(self._execute(active), name=f"run-{run.id[:8]}")
 
     async def _close_abandoned(self, run: QueuedRun) -> None:
         """End the stream of a run the queue gave up on (worker lost too often, cancelled)."""
@@ -205,6 +214,7 @@ class Worker:
     # -- running --------------------------------------------------------------------------
 
     async def _execute(self, active: _Active) -> None:
+        active.started = True
         run = active.run
         bus = self._bus()
         try:
@@ -220,6 +230,8 @@ class Worker:
         runner: AppRunner | None = None
         outcome, error, step = "error", "", 0
         try:
+            if active.cancelled or active.lost:  # asked before the task began
+                raise asyncio.CancelledError
             bus.continue_ids(await next_event_id(self.event_log, self.redis, run.id) - 1)
             runner = self.app.runner(checkpointer=self.checkpointer, event_bus=bus)
             active.runner = runner
@@ -327,7 +339,8 @@ class Worker:
                     if active.task is not None and not active.settling:
                         logger.warning("run %s: lease lost to another worker; stopping it", run_id)
                         active.lost = True
-                        active.task.cancel()
+                        if active.started:
+                            active.task.cancel()
                 elif held[run_id]:
                     self._cancel(active)
 
@@ -345,14 +358,26 @@ class Worker:
             for notice in notices:
                 if notice.channel == "runs" and notice.payload == self.graph:
                     self._wake.set()
-                elif notice.channel == "cancel" and notice.payload in self._active:
-                    self._cancel(self._active[notice.payload])
+                elif notice.channel == "cancel":
+                    active = self._active.get(notice.payload)
+                    if active is not None:
+                        self._cancel(active)
+                    else:  # maybe a run whose claim is still on its way back to us
+                        self._remember_cancel(notice.payload)
+
+    def _remember_cancel(self, run_id: str) -> None:
+        now = time.monotonic()
+        early = self._early_cancels
+        for old in [key for key, seen in early.items() if now - seen > 60.0]:
+            del early[old]
+        early[run_id] = now
 
     def _cancel(self, active: _Active) -> None:
         if active.cancelled:
             return
         active.cancelled = True
-        if active.task is not None and not active.settling:
+        # A task cancelled before it began would never run its cleanup: it checks the flag.
+        if active.task is not None and active.started and not active.settling:
             active.task.cancel()
 
 
