@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest system-deps bench cluster clean
+.PHONY: demo test lint typecheck pytest system-deps bench bench-cluster cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# Runs/s through the PostgreSQL queue with 1, 2 and 4 workers, and cross-process event latency.
+bench-cluster: $(STAMP) system-deps
+	$(BIN)/python benchmarks/cluster.py
 
 # PostgreSQL, Redis, two workers and a server of the demo graph on loopback; Ctrl-C stops them.
 cluster: $(STAMP) system-deps
