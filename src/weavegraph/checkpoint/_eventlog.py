@@ -8,11 +8,11 @@ batches. The backends are `SQLiteEventLog` and `PostgresEventLog`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from .._batching import BatchingSink
 from .._errors import EventLogError
 from .._event import Event
 
@@ -77,7 +77,7 @@ def check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must not be negative; got {limit}")
 
 
-class EventLogSink:
+class EventLogSink(BatchingSink):
     """A lossless bus sink that appends every event to an `EventLog`, in batches.
 
     Events are buffered and appended once `batch_size` are waiting, or `flush_delay` seconds
@@ -95,8 +95,6 @@ class EventLogSink:
             (0: the next turn of the event loop).
     """
 
-    lossless = True
-
     def __init__(
         self,
         log: EventLog,
@@ -105,56 +103,13 @@ class EventLogSink:
         batch_size: int = 256,
         flush_delay: float = 0.005,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-        if flush_delay < 0:
-            raise ValueError(f"flush_delay must not be negative; got {flush_delay}")
-        self._delay = flush_delay
-        self.name = name
+        super().__init__(name, batch_size=batch_size, flush_delay=flush_delay)
         self.log = log
-        self._batch_size = batch_size
-        self._buffer: list[Event] = []
-        self._lock = asyncio.Lock()  # one append at a time, so batches commit in id order
-        self._flusher: asyncio.Task[None] | None = None
-        self._failure: Exception | None = None
 
-    async def handle(self, event: Event) -> None:
-        """Buffer the event; append the buffer when it is full (waiting for that)."""
-        self._raise_failure()
-        self._buffer.append(event)
-        if len(self._buffer) >= self._batch_size:
-            await self.flush()
-        elif self._flusher is None:
-            loop = asyncio.get_running_loop()
-            self._flusher = loop.create_task(self._flush_soon(), name=f"weavegraph-{self.name}")
+    async def _write(self, batch: list[Event]) -> None:
+        await self.log.append(batch)
 
-    async def flush(self) -> None:
-        """Append every buffered event now."""
-        async with self._lock:
-            while self._buffer:
-                batch = self._buffer[: self._batch_size]
-                del self._buffer[: self._batch_size]
-                await self.log.append(batch)
-
-    async def close(self) -> None:
-        """Append what is still buffered (the bus calls this when it stops)."""
-        if self._flusher is not None:
-            await self._flusher
-        await self.flush()
-        self._raise_failure()
-
-    async def _flush_soon(self) -> None:
-        try:
-            await asyncio.sleep(self._delay)
-            await self.flush()
-        except Exception as exc:  # nobody awaits this task: hand the failure to the bus later
-            self._failure = exc
-        finally:
-            self._flusher = None
-
-    def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise EventLogError(
-                f"event log sink {self.name!r}: a batch of events was not stored: {failure}"
-            ) from failure
+    def _failed(self, failure: Exception) -> Exception:
+        return EventLogError(
+            f"event log sink {self.name!r}: a batch of events was not stored: {failure}"
+        )

@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .._batching import BatchingSink
 from .._errors import EventBusError
 from .._event import Event
 
@@ -123,7 +124,7 @@ class RedisSinkStats:
     retries: int
 
 
-class RedisEventSink:
+class RedisEventSink(BatchingSink):
     """A lossless bus sink that appends every event to its run's Redis stream, in batches.
 
     Events are buffered and written once `batch_size` are waiting, or on the next turn of the
@@ -152,8 +153,6 @@ class RedisEventSink:
             unreachable `close_timeout` seconds after `close()` began.
     """
 
-    lossless = True
-
     def __init__(
         self,
         redis: str | Redis,
@@ -165,25 +164,18 @@ class RedisEventSink:
         batch_size: int = 256,
         close_timeout: float = 30.0,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        super().__init__(name, batch_size=batch_size)
         if maxlen is not None and maxlen < 1:
             raise ValueError(f"maxlen must be at least 1 or None; got {maxlen}")
         if expire_after <= 0:
             raise ValueError(
                 f"expire_after must be a positive number of seconds; got {expire_after}"
             )
-        self.name = name
         self._redis, self._owned = connect(redis)
         self._prefix = prefix
         self._maxlen = maxlen
         self._expire_ms = max(1, round(expire_after * 1000))
-        self._batch_size = batch_size
         self._close_timeout = close_timeout
-        self._buffer: list[Event] = []
-        self._lock = asyncio.Lock()  # one batch at a time, so entries go in in id order
-        self._flusher: asyncio.Task[None] | None = None
-        self._failure: Exception | None = None
         self._deadline: float | None = None  # set by close(): when retrying stops
         self._events = self._commands = self._round_trips = self._retries = 0
 
@@ -192,52 +184,14 @@ class RedisEventSink:
         """The sink's counters so far."""
         return RedisSinkStats(self._events, self._commands, self._round_trips, self._retries)
 
-    async def handle(self, event: Event) -> None:
-        """Buffer the event; write the buffer when it is full (waiting for that)."""
-        self._buffer.append(event)  # first: an earlier batch's failure must not cost this one
-        self._raise_failure()
-        if len(self._buffer) >= self._batch_size:
-            await self.flush()
-        elif self._flusher is None:
-            loop = asyncio.get_running_loop()
-            self._flusher = loop.create_task(self._flush_soon(), name=f"weavegraph-{self.name}")
-
-    async def flush(self) -> None:
-        """Write every buffered event now (retrying while Redis is unreachable)."""
-        async with self._lock:
-            while self._buffer:
-                batch = self._buffer[: self._batch_size]
-                del self._buffer[: self._batch_size]
-                await self._write(batch)
-
     async def close(self) -> None:
-        """Write what is still buffered (the bus calls this when it stops)."""
+        """Write what is still buffered, retrying for at most `close_timeout` seconds."""
         self._deadline = asyncio.get_running_loop().time() + self._close_timeout
         try:
-            if self._flusher is not None:
-                await self._flusher
-            try:
-                await self.flush()
-            finally:  # an earlier batch's failure is reported first
-                self._raise_failure()
+            await super().close()
         finally:
-            if self._flusher is not None:  # close() itself was cancelled: stop retrying
-                self._flusher.cancel()
             if self._owned:
                 await self._redis.aclose()
-
-    async def _flush_soon(self) -> None:
-        try:
-            await self.flush()
-        except Exception as exc:  # nobody awaits this task: hand the failure to the bus later
-            self._failure = exc
-        finally:
-            self._flusher = None
-
-    def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
 
     async def _write(self, batch: list[Event]) -> None:
         entries = [  # encoded once, whatever the retries
