@@ -25,8 +25,8 @@ from weavegraph import (
 )
 from weavegraph.checkpoint import PostgresCheckpointer, PostgresEventLog
 from weavegraph.distributed import RedisEventSink, RunQueue, Worker
-from weavegraph.distributed._copy import next_event_id
 from weavegraph.distributed._redis_sink import connect, decode_entries, stream_key
+from weavegraph.distributed._run_stream import next_event_id
 
 GRAPH = "slow"
 

@@ -16,9 +16,9 @@ from ._queue import RunQueue as RunQueue
 from ._redis_feed import RedisEventSource as RedisEventSource
 from ._redis_sink import RedisEventSink as RedisEventSink
 from ._redis_sink import stream_key as stream_key
+from ._run_stream import WORKER_SCOPE as WORKER_SCOPE
 from ._server import ClusterBackend as ClusterBackend
 from ._server import create_cluster_app as create_cluster_app
-from ._worker import WORKER_SCOPE as WORKER_SCOPE
 from ._worker import Worker as Worker
 
 __all__ = [

@@ -13,8 +13,6 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 try:
@@ -33,84 +31,9 @@ from ..checkpoint._migrations import RUNS as RUNS_SCHEMA
 from ..checkpoint._postgres_db import Connection, Cursor, PostgresDatabase, execute
 from . import _queue_sql as sql
 from ._listener import Listener, Notice
+from ._queue_records import FINISHED, QueuedRun, QueueStats, run_from_row
 
 __all__ = ["Listener", "Notice", "QueueStats", "QueuedRun", "RunQueue"]
-
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedRun:
-    """A run in the queue, as the database had it. Its id is also its session id.
-
-    Attributes:
-        input: the run's initial state (a JSON object).
-        status: ``queued``, ``running``, ``succeeded``, ``failed`` or ``cancelled``.
-        attempt: how many times it has been claimed (a release does not count).
-        lease_owner, lease_expires_at: the worker holding it and until when (server time).
-        cancel_requested: `RunQueue.cancel()` asked its worker to stop it.
-        error: why its last attempt failed, or None.
-    """
-
-    id: str
-    graph: str
-    input: dict[str, JSONValue]
-    status: str
-    attempt: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
-
-    @property
-    def finished(self) -> bool:
-        """True once the run succeeded, failed or was cancelled."""
-        return self.status in FINISHED
-
-    def to_json(self) -> dict[str, JSONValue]:
-        """Every field but `input`, timestamps as RFC 3339 text (or None)."""
-        return {
-            "id": self.id,
-            "graph": self.graph,
-            "status": self.status,
-            "attempt": self.attempt,
-            "max_attempts": self.max_attempts,
-            "lease_owner": self.lease_owner,
-            "lease_expires_at": _stamp(self.lease_expires_at),
-            "cancel_requested": self.cancel_requested,
-            "created_at": _stamp(self.created_at),
-            "started_at": _stamp(self.started_at),
-            "finished_at": _stamp(self.finished_at),
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """How much work waits and who is there to do it.
-
-    Attributes:
-        oldest_queued_age: seconds the oldest queued run has waited, or None.
-        workers: the workers seen lately, each with owner, graph, host, pid and seen_at.
-    """
-
-    queued: int
-    running: int
-    oldest_queued_age: float | None
-    workers: list[dict[str, JSONValue]]
-
-    def to_json(self) -> dict[str, JSONValue]:
-        """The stats as a JSON object."""
-        return {
-            "queued": self.queued,
-            "running": self.running,
-            "oldest_queued_age": self.oldest_queued_age,
-            "workers": [dict(worker) for worker in self.workers],
-        }
 
 
 class RunQueue(AsyncResource):
@@ -191,7 +114,7 @@ class RunQueue(AsyncResource):
                 f"{self._db.location}: a run with id {run_id!r} exists already; "
                 "pass another run_id, or none for a fresh one"
             )
-        return _run(rows[0])
+        return run_from_row(rows[0])
 
     async def claim(self, graph: str, owner: str, *, lease: float) -> QueuedRun | None:
         """Take the oldest claimable run of `graph` for `owner`, leased for `lease` seconds.
@@ -291,12 +214,12 @@ class RunQueue(AsyncResource):
                 cur = await execute(conn, sql.RUNS, query.get(found[0], sql.GET), (run_id,))
                 row = await cur.fetchone()
         assert row is not None  # the row is locked
-        return _run(row)
+        return run_from_row(row)
 
     async def get(self, run_id: str) -> QueuedRun | None:
         """The run with this id, or None."""
         rows = await self._fetch(f"read run {run_id!r}", sql.GET, (run_id,))
-        return _run(rows[0]) if rows else None
+        return run_from_row(rows[0]) if rows else None
 
     async def stats(self, graph: str | None = None, *, workers_window: float = 30.0) -> QueueStats:
         """Queued and running runs (of `graph`, or all), and the workers seen lately.
@@ -381,43 +304,15 @@ async def _claim(
             )
         else:
             cur = await execute(conn, sql.RUNS, sql.CLAIM_TAKE, (owner, lease, run_id))
-            return _run(await _one(cur))
+            return run_from_row(await _one(cur))
         cur = await execute(conn, sql.RUNS, sql.END_AT_CLAIM, (*end, run_id))
-        ended.append(_run(await _one(cur)))
+        ended.append(run_from_row(await _one(cur)))
 
 
 async def _one(cur: Cursor) -> tuple[Any, ...]:
     row = await cur.fetchone()
     assert row is not None  # an update of a row this transaction has locked
     return row
-
-
-def _run(row: Sequence[Any]) -> QueuedRun:
-    (run_id, graph, input, status, attempt, max_attempts, lease_owner, lease_expires_at,
-     cancel_requested, created_at, started_at, finished_at, error) = row[:13]  # fmt: skip
-    return QueuedRun(
-        id=run_id,
-        graph=graph,
-        input=input,
-        status=status,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        lease_owner=lease_owner,
-        lease_expires_at=_utc(lease_expires_at),
-        cancel_requested=cancel_requested,
-        created_at=created_at.astimezone(UTC),
-        started_at=_utc(started_at),
-        finished_at=_utc(finished_at),
-        error=error,
-    )
-
-
-def _utc(when: datetime | None) -> datetime | None:
-    return None if when is None else when.astimezone(UTC)
-
-
-def _stamp(when: datetime | None) -> str | None:
-    return None if when is None else format_timestamp(when)
 
 
 def _check_lease(lease: float) -> None:

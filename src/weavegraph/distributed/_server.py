@@ -8,21 +8,20 @@ running it through the queue. Any number of these servers can serve the same run
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._json import JSONValue
-from .._lifecycle import stream_end
 from .._time import format_timestamp
-from ..checkpoint import EventLogSink, PostgresCheckpointer, PostgresEventLog
-from ..events import EventBus
+from ..checkpoint import PostgresCheckpointer, PostgresEventLog
 from ..web._backend import RunConflictError
 from ..web._feed import Feed, LogFeed
 from ..web._health import health_payload
 from ..web._server import backend_app
-from ._copy import next_event_id
 from ._queue import RunQueue
+from ._queue_records import stamp
 from ._redis_feed import RedisEventSource
-from ._redis_sink import RedisEventSink, connect
+from ._redis_sink import connect
+from ._run_stream import close_stream
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -112,8 +111,8 @@ class ClusterBackend:
             "attempt": run.attempt,
             "worker": run.lease_owner,
             "created_at": format_timestamp(run.created_at),
-            "started_at": _stamp(run.started_at),
-            "finished_at": _stamp(run.finished_at),
+            "started_at": stamp(run.started_at),
+            "finished_at": stamp(run.finished_at),
         }
         return info
 
@@ -138,14 +137,7 @@ class ClusterBackend:
             raise RunConflictError(f"run {run_id!r} is already {before.status}; nothing to cancel")
         after = await self.queue.cancel(run_id)
         if after.status == "cancelled" and before.status == "queued":
-            await self._end_stream(run_id, "cancelled")
-
-    async def _end_stream(self, run_id: str, status: str) -> None:
-        """Publish the STREAM_END of a run no worker will run again."""
-        bus = EventBus([EventLogSink(self.event_log), RedisEventSink(self.redis)])
-        bus.continue_ids(await next_event_id(self.event_log, self.redis, run_id) - 1)
-        async with bus:
-            bus.publish(stream_end(run_id, 0, status))
+            await close_stream(self.event_log, self.redis, run_id, "cancelled")
 
     async def health(self) -> dict[str, JSONValue]:
         """Queue depth, oldest queued age, workers seen, and whether both engines answer."""
@@ -163,10 +155,6 @@ class ClusterBackend:
         if not (postgres and redis):
             payload["status"] = "degraded"
         return payload
-
-
-def _stamp(when: Any) -> str | None:
-    return None if when is None else format_timestamp(when)
 
 
 def create_cluster_app(

@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._errors import QueueError, SessionError
-from .._event import Event
 from .._lifecycle import stream_end
 from .._state import VersionedState
-from ..checkpoint import EventLogSink
-from ..events import EventBus, EventSink
-from ._copy import next_event_id
-from ._redis_sink import RedisEventSink
+from ..events import EventBus
+from ._run_stream import close_stream, next_event_id, run_bus, worker_event
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -41,10 +38,8 @@ if TYPE_CHECKING:
     from ..checkpoint import PostgresCheckpointer, PostgresEventLog
     from ._queue import QueuedRun, RunQueue
 
-__all__ = ["WORKER_SCOPE", "Worker"]
+__all__ = ["Worker"]
 
-#: Scope of the worker's own diagnostics in a run's stream (resumed, attempt failed).
-WORKER_SCOPE = "__weavegraph_worker__"
 
 logger = logging.getLogger("weavegraph.worker")
 
@@ -197,26 +192,20 @@ class Worker:
 
     async def _close_abandoned(self, run: QueuedRun) -> None:
         """End the stream of a run the queue gave up on (worker lost too often, cancelled)."""
-        status = "cancelled" if run.status == "cancelled" else "error"
-        bus = self._bus()
-        bus.continue_ids(await next_event_id(self.event_log, self.redis, run.id) - 1)
-        async with bus:
-            if status == "error":
-                message = run.error or "the run was abandoned"
-                bus.publish(_diagnostic(run.id, f"run failed: {message}", attempt=run.attempt))
-            bus.publish(stream_end(run.id, 0, status))
+        if run.status == "cancelled":
+            await close_stream(self.event_log, self.redis, run.id, "cancelled")
+        else:
+            message = f"run failed: {run.error or 'the run was abandoned'}"
+            why = worker_event(run.id, message, attempt=run.attempt)
+            await close_stream(self.event_log, self.redis, run.id, "error", why=why)
         self.counts.closed.append(run.id)
-
-    def _bus(self) -> EventBus:
-        sinks: list[EventSink] = [EventLogSink(self.event_log), RedisEventSink(self.redis)]
-        return EventBus(sinks, capacity=self.capacity)
 
     # -- running --------------------------------------------------------------------------
 
     async def _execute(self, active: _Active) -> None:
         active.started = True
         run = active.run
-        bus = self._bus()
+        bus = run_bus(self.event_log, self.redis, capacity=self.capacity)
         try:
             await self._run(active, bus)
         except Exception:  # never lose the worker to one run: the run was recorded as failed
@@ -241,7 +230,7 @@ class Worker:
             if resumed is not None:
                 await bus.start()
                 bus.publish(
-                    _diagnostic(
+                    worker_event(
                         run.id,
                         f"run resumed by {self.owner} from step {resumed.step} "
                         f"(attempt {run.attempt})",
@@ -280,7 +269,7 @@ class Worker:
         active.settling = True
         if outcome == "retry":
             bus.publish(
-                _diagnostic(
+                worker_event(
                     run.id,
                     f"attempt {run.attempt} of {run.max_attempts} failed: {error}; "
                     "the run goes back to the queue",
@@ -399,7 +388,3 @@ def _step(runner: AppRunner | None, run_id: str) -> int:
         return runner.session(run_id).step
     except SessionError:
         return 0
-
-
-def _diagnostic(run_id: str, message: str, **metadata: int) -> Event:
-    return Event.diagnostic(WORKER_SCOPE, message, session_id=run_id, metadata=dict(metadata))
