@@ -9,9 +9,11 @@ asks for `own_redis` (a server of its own). See `services`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -20,6 +22,21 @@ from psycopg.conninfo import make_conninfo
 from services import RedisServer, ServiceError, postgres_server, redis_server
 
 _numbers = itertools.count(1)
+S = TypeVar("S")
+
+
+@contextlib.contextmanager
+def _started(start: Callable[[], contextlib.AbstractContextManager[S]], what: str) -> Iterator[S]:
+    """A throwaway server from `services`; a test fails (not errors) when it cannot start."""
+    try:
+        server_cm = start()
+        server = server_cm.__enter__()
+    except ServiceError as exc:
+        pytest.fail(f"cannot start {what}: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server_cm.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
@@ -29,15 +46,8 @@ def postgres_admin_dsn() -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    try:
-        server_cm = postgres_server()
-        server = server_cm.__enter__()
-    except ServiceError as exc:
-        pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
-    try:
+    with _started(postgres_server, "the test PostgreSQL server") as server:
         yield server.dsn
-    finally:
-        server_cm.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -60,15 +70,8 @@ def redis_session_url() -> Iterator[str]:
     if url:
         yield url
         return
-    try:
-        server_cm = redis_server()
-        server = server_cm.__enter__()
-    except ServiceError as exc:
-        pytest.fail(f"cannot start the test Redis server: {exc}", pytrace=False)
-    try:
+    with _started(redis_server, "the test Redis server") as server:
         yield server.url
-    finally:
-        server_cm.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -87,12 +90,5 @@ def redis_url(redis_session_url: str) -> str:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis server for this test alone (it may stop and restart it)."""
-    try:
-        server_cm = redis_server()
-        server = server_cm.__enter__()
-    except ServiceError as exc:
-        pytest.fail(f"cannot start a test Redis server: {exc}", pytrace=False)
-    try:
+    with _started(redis_server, "a test Redis server") as server:
         yield server
-    finally:
-        server_cm.__exit__(None, None, None)
