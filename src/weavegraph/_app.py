@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._bus import EventBus
 from ._config import RuntimeConfig
-from ._execute import SYNC_CALLER
 from ._graph import Graph
 from ._invoke import EventReceiver, InvocationHandle
 from ._render import to_dot, to_mermaid
@@ -96,12 +95,24 @@ class App:
             NodeExecutionError, RecursionLimitError, RunTimeoutError, RoutingError,
             ReducerError, CheckpointError: see `AppRunner.run_until_complete`.
         """
+        return await self._invoke(state, timeout, session_id, recursion_limit, inline=False)
+
+    async def _invoke(
+        self,
+        state: VersionedState | None,
+        timeout: float | None,
+        session_id: str | None,
+        recursion_limit: int | None,
+        *,
+        inline: bool,
+    ) -> VersionedState:
         # Without sinks nobody can ever read this run's private bus, so its lifecycle
         # diagnostics would be built for nothing. Node events are still published.
         lifecycle = None if self.config.event_bus.sinks else False
         async with self.runner(
             recursion_limit=recursion_limit, lifecycle_events=lifecycle
         ) as runner:
+            runner.inline_sync_nodes = inline
             sid = await runner.create_session(state, session_id=session_id)
             return await runner.run_until_complete(sid, timeout=timeout)
 
@@ -123,20 +134,15 @@ class App:
             raise RuntimeError(
                 "invoke_sync() cannot run inside an event loop; use await app.invoke()"
             )
-        return asyncio.run(self._invoke_sync(state, options))
-
-    async def _invoke_sync(
-        self, state: VersionedState | None, options: dict[str, float | str | None]
-    ) -> VersionedState:
         cfg = self.config
-        if (
+        inline = (
             options.get("timeout") is None
             and not cfg.event_bus.sinks
             and cfg.checkpointer is None
             and not any(spec.is_async for spec in self.graph.nodes.values())
-        ):
-            SYNC_CALLER.set(True)  # this task's own context: the caller's is not touched
-        return await self.invoke(state, **options)  # type: ignore[arg-type]
+        )
+        arguments = {"timeout": None, "session_id": None, "recursion_limit": None, **options}
+        return asyncio.run(self._invoke(state, **arguments, inline=inline))  # type: ignore[arg-type]
 
     async def invoke_with_channel(
         self, state: VersionedState | None = None, *, timeout: float | None = None

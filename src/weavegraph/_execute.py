@@ -16,13 +16,7 @@ from ._message import Message
 from ._node import NodeContext, NodePartial, NodeSpec, Publisher
 from ._state import StateSnapshot
 
-__all__ = ["SYNC_CALLER", "NodeFailure", "StepContext", "run_frontier"]
-
-SYNC_CALLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "weavegraph_sync_caller", default=False
-)
-"""True inside `App.invoke_sync` of a graph of plain functions when nothing but the run itself
-lives on its event loop: no sinks, no checkpointer of the caller's, no run timeout."""
+__all__ = ["NodeFailure", "StepContext", "run_frontier"]
 
 
 class NodeFailure(Exception):
@@ -156,11 +150,12 @@ async def _call(spec: NodeSpec, snapshot: StateSnapshot, ctx: NodeContext, inlin
 def _call_inline(spec: NodeSpec, snapshot: StateSnapshot, ctx: NodeContext) -> object:
     """Run a plain-function node in the thread of the loop, as `asyncio.to_thread` would.
 
-    Only for `invoke_sync` runs whose loop serves nothing else (see SYNC_CALLER), where a
-    thread hop per node (about 8 times the cost of the step) would protect nobody: the caller
-    waits for the run anyway. As in a worker thread, the node sees no running loop (so it may
-    call `asyncio.run` itself) and a copy of the context. Without a timeout there is nothing
-    to interrupt it: nodes with a timeout, and runs with one, still go to a worker thread.
+    Only for `invoke_sync` runs whose loop serves nothing else (see
+    `AppRunner.inline_sync_nodes`), where a thread hop per node (about 8 times the cost of the
+    step) would protect nobody: the caller waits for the run anyway. As in a worker thread, the
+    node sees no running loop (so it may call `asyncio.run` itself) and a copy of the context.
+    Without a timeout there is nothing to interrupt it: nodes with a timeout, and runs with
+    one, still go to a worker thread.
     """
     loop = asyncio.get_running_loop()
     asyncio._set_running_loop(None)

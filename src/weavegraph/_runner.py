@@ -93,6 +93,9 @@ class AppRunner(AsyncResource):
         self._iterative: set[str] = set()
         self._releasing: set[str] = set()
         self.keep_finished = keep_finished
+        # Set by `App.invoke_sync` when nothing else lives on the run's loop: a step's only
+        # node, if a plain function, then runs in the loop's thread (see _execute).
+        self.inline_sync_nodes = False
         self._finished: dict[str, None] = {}  # finished session ids, oldest first
         self.event_log = event_log
         if event_log is not None:

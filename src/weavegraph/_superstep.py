@@ -16,7 +16,7 @@ from ._errors import (
     ReducerError,
     RoutingError,
 )
-from ._execute import SYNC_CALLER, NodeFailure, StepContext, run_frontier
+from ._execute import NodeFailure, StepContext, run_frontier
 from ._reducers import apply_updates
 from ._session import Session, next_frontier, record_error
 from .checkpoint import RunStatus
@@ -81,7 +81,7 @@ async def superstep(runner: AppRunner, session: Session) -> StepReport:
         lifecycle,
         runner.max_concurrency,
         # Several plain-function nodes of one step run side by side, in worker threads.
-        len(frontier) == 1 and SYNC_CALLER.get(),
+        runner.inline_sync_nodes and len(frontier) == 1,
     )
     try:
         updates = await run_frontier([nodes[name] for name in frontier], context)
