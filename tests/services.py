@@ -27,6 +27,7 @@ __all__ = [
     "free_port",
     "postgres_server",
     "redis_server",
+    "wait_for_health",
 ]
 
 INSTALL_HINT = (
@@ -44,6 +45,22 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for_health(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Return once ``GET {base}/health`` answers 200; fail if `process` exits first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise ServiceError(f"the server at {base} did not come up")
+        time.sleep(0.05)
 
 
 def _postgres_bin() -> Path:

@@ -203,7 +203,7 @@ def test_serve_runs_the_web_server(tmp_path: Path) -> None:
 
     import httpx
 
-    from services import free_port
+    from services import free_port, wait_for_health
 
     port = free_port()
     command = ["serve", HELLO, "--port", str(port), "--data-dir", str(tmp_path)]
@@ -215,15 +215,7 @@ def test_serve_runs_the_web_server(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.05)
+        wait_for_health(base, process)
         created = httpx.post(f"{base}/runs", json={"input": "Hi"}, timeout=5)
         assert created.status_code == 201
         session = created.json()["session_id"]

@@ -14,9 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from services import free_port
+from services import ServiceError, free_port, wait_for_health
 
 GRAPH_FILE = Path(__file__).with_name("cluster_graph.py")
 TARGET = f"{GRAPH_FILE}:app"
@@ -58,18 +56,10 @@ class Cluster:
         ]  # fmt: skip
         process = self._spawn(argv, f"server-{len(self.servers)}")
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server did not start:\n{self.log('server', len(self.servers))}"
-                )
-            time.sleep(0.05)
+        try:
+            wait_for_health(base, process)
+        except ServiceError as exc:
+            raise ServiceError(f"{exc}:\n{self.log('server', len(self.servers))}") from None
         self.servers.append((process, base))
         return base
 
