@@ -24,7 +24,7 @@ from weavegraph import (
     VersionedState,
 )
 from weavegraph.checkpoint import PostgresCheckpointer, PostgresEventLog
-from weavegraph.distributed import RedisEventSink, RunQueue, Worker
+from weavegraph.distributed import QueuedRun, RedisEventSink, RunQueue, Worker
 from weavegraph.distributed._redis_sink import connect, decode_entries, stream_key
 from weavegraph.distributed._run_stream import next_event_id
 
@@ -140,7 +140,7 @@ async def test_a_run_completes_and_its_stream_ends_once(stores: Stores) -> None:
 async def test_a_lease_taken_by_another_worker_stops_the_run_here(stores: Stores) -> None:
     worker = stores.worker(lease=0.6)
     task = asyncio.create_task(worker.run())
-    run_id = await enqueue(stores, pace=0.5)
+    run_id = await enqueue(stores, pace=2.0)
     await until(lambda: _is(stores, run_id, "running"))
     stores.sql("UPDATE weavegraph_runs SET lease_owner = 'thief' WHERE id = %s", run_id)
     await until(lambda: _true(worker.counts.lost == 1))
@@ -158,7 +158,7 @@ async def test_a_second_stop_cancels_at_once_and_leaves_the_lease_to_expire(
     worker = stores.worker(lease=5.0)
     task = asyncio.create_task(worker.run())
     run_id = await enqueue(stores, pace=5.0)
-    await until(lambda: _is(stores, run_id, "running"))
+    await until(lambda: _true(worker.active == [run_id]))  # the worker holds it, not just the row
     worker.stop()
     worker.stop()
     await asyncio.wait_for(task, 3)
@@ -171,7 +171,7 @@ async def test_a_second_stop_cancels_at_once_and_leaves_the_lease_to_expire(
 async def test_a_cancel_seen_only_by_the_heartbeat(stores: Stores) -> None:
     worker = stores.worker(lease=0.6)
     task = asyncio.create_task(worker.run())
-    run_id = await enqueue(stores, pace=0.5)
+    run_id = await enqueue(stores, pace=2.0)
     await until(lambda: _is(stores, run_id, "running"))
     stores.sql("UPDATE weavegraph_runs SET cancel_requested = true WHERE id = %s", run_id)
     await until(lambda: _is(stores, run_id, "cancelled"))
@@ -246,3 +246,43 @@ async def test_a_cancel_notice_that_overtakes_the_claim(stores: Stores) -> None:
     assert [e.is_stream_end() for e in events] == [True]
     assert events[0].metadata["status"] == "cancelled"
     assert worker.counts.cancelled == 1
+
+
+async def test_stop_while_a_run_has_no_session_yet(stores: Stores) -> None:
+    from weavegraph.distributed._worker import _Active
+
+    worker = stores.worker()
+    run_id = await enqueue(stores)
+    run = await stores.queue.get(run_id)
+    assert run is not None
+    task = asyncio.create_task(asyncio.sleep(0))  # stands for the run's task, not begun
+    active = _Active(run, task=task, runner=app.runner())
+    worker._active[run_id] = active
+    worker.stop()  # the runner has no session for the run yet: nothing to release there
+    assert (active.release, active.lost) == (True, False)
+    worker.stop()  # its task never started: it is marked, not cancelled
+    assert active.lost
+    await task
+    assert not task.cancelled()
+
+
+async def test_a_run_claimed_while_the_worker_stops_goes_back_at_once(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = stores.worker()
+    run_id = await enqueue(stores)
+    claim = RunQueue.claim
+
+    async def claim_then_stop(
+        queue: RunQueue, graph: str, owner: str, *, lease: float
+    ) -> QueuedRun | None:
+        found = await claim(queue, graph, owner, lease=lease)
+        worker.stop()  # SIGTERM arrives while the claim is on its way back
+        return found
+
+    monkeypatch.setattr(RunQueue, "claim", claim_then_stop)
+    await asyncio.wait_for(worker.run(), 5)
+    run = await stores.queue.get(run_id)
+    assert run is not None
+    assert (run.status, run.lease_owner, run.attempt) == ("queued", None, 0)
+    assert worker.counts.claimed == 0

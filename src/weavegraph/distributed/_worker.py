@@ -138,7 +138,7 @@ class Worker:
         for active in self._active.values():
             active.release = True
             if active.runner is not None:
-                with contextlib.suppress(LookupError):
+                with contextlib.suppress(SessionError):  # its session is not made yet
                     active.runner.release(active.run.id)
         self._wake.set()
 
@@ -175,6 +175,10 @@ class Worker:
             except QueueError as exc:
                 logger.warning("claiming failed: %s", exc)
                 return
+            if run is not None and self._stopping:  # stop() came while the claim was out
+                with contextlib.suppress(QueueError):  # else its lease expires
+                    await self.queue.release(run.id, self.owner)
+                run = None
             if run is not None:  # registered before any await: a cancel notice finds it
                 self.counts.claimed += 1
                 active = _Active(run)
@@ -258,7 +262,11 @@ class Worker:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             step = _step(runner, run.id)
-            outcome = "error" if run.attempt >= run.max_attempts else "retry"
+            if active.lost or active.cancelled:
+                # We cancelled it, and a library turned the cancellation into its own error.
+                outcome = "lost" if active.lost else "cancelled"
+            else:
+                outcome = "error" if run.attempt >= run.max_attempts else "retry"
         await self._settle(active, bus, outcome, step, error)
 
     async def _settle(
