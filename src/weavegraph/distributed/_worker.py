@@ -262,11 +262,12 @@ class Worker:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             step = _step(runner, run.id)
-            if active.lost or active.cancelled:
-                # We cancelled it, and a library turned the cancellation into its own error.
-                outcome = "lost" if active.lost else "cancelled"
+            if active.cancelled:  # a library turned our cancellation into its own error
+                outcome = "cancelled"
             else:
                 outcome = "error" if run.attempt >= run.max_attempts else "retry"
+        if active.lost:  # whatever came of it (a library may even swallow the cancellation):
+            outcome = "lost"  # the run is no longer ours to record
         await self._settle(active, bus, outcome, step, error)
 
     async def _settle(
